@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Bring up the test environment, build pinshim and run it in the foreground
+# on the standard socket. Extra arguments are passed to pinshim.
+set -euo pipefail
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+env_up
+export_test_env
+print_summary
+
+cd "${PINSHIM_ROOT}"
+cargo build --release
+# The socket directory is under /run, which is a tmpfs: recreate it each boot.
+mkdir -p /run/pinshim
+exec "${PINSHIM_ROOT}/target/release/pinshim" \
+  --container-runtime-endpoint unix:///run/pinshim/pinshim.sock "$@"

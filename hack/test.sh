@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Bring up the test environment and run the whole test suite against it.
+# Extra arguments go to the test harness (e.g. a test name filter).
+set -euo pipefail
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+env_up
+export_test_env
+print_summary
+
+cd "${PINSHIM_ROOT}"
+cargo test --all-targets -- "$@"

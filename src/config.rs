@@ -1,0 +1,121 @@
+//! Command-line flags. Names follow cri-dockerd's where the meaning is the
+//! same, so a node can switch shims by changing one binary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkPlugin {
+    /// Docker's own bridge network.
+    Docker,
+    /// CNI plugins from `--cni-bin-dir`, configured in `--cni-conf-dir`.
+    Cni,
+}
+
+/// pinshim: a CRI v1 runtime for Docker Engine that pins every image by digest.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "pinshim", version, about)]
+pub struct Config {
+    /// Where pinshim serves CRI (unix:// socket).
+    #[arg(long, env = "PINSHIM_CONTAINER_RUNTIME_ENDPOINT", default_value = "unix:///run/pinshim/pinshim.sock")]
+    pub container_runtime_endpoint: String,
+
+    /// Docker Engine API endpoint (unix:// or tcp://).
+    #[arg(long, env = "PINSHIM_DOCKER_ENDPOINT", default_value = "unix:///var/run/docker.sock")]
+    pub docker_endpoint: String,
+
+    /// Directory for pinshim's own state.
+    #[arg(long, env = "PINSHIM_ROOT_DIR", default_value = "/var/lib/pinshim")]
+    pub root_dir: PathBuf,
+
+    /// Registry reached over plain HTTP for tag resolution (repeatable).
+    /// Loopback registries always are. Docker's own list applies to its pulls.
+    #[arg(long = "insecure-registry", env = "PINSHIM_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+
+    /// Cancel a pull that makes no progress for this long (e.g. 1m, 30s).
+    #[arg(long, env = "PINSHIM_IMAGE_PULL_PROGRESS_DEADLINE", default_value = "1m", value_parser = parse_duration)]
+    pub image_pull_progress_deadline: Duration,
+
+    /// The image of each pod's infra (pause) container.
+    #[arg(long, env = "PINSHIM_POD_INFRA_CONTAINER_IMAGE", default_value = "registry.k8s.io/pause:3.10")]
+    pub pod_infra_container_image: String,
+
+    /// How pods are networked.
+    #[arg(long, env = "PINSHIM_NETWORK_PLUGIN", value_enum, default_value = "docker")]
+    pub network_plugin: NetworkPlugin,
+
+    /// Where CNI network configurations are read from.
+    #[arg(long, env = "PINSHIM_CNI_CONF_DIR", default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+
+    /// Where CNI plugin binaries are found.
+    #[arg(long, env = "PINSHIM_CNI_BIN_DIR", default_value = "/opt/cni/bin")]
+    pub cni_bin_dir: PathBuf,
+
+    /// Log format.
+    #[arg(long, env = "PINSHIM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter: a level (info, debug) or tracing directives.
+    #[arg(long, env = "PINSHIM_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Parses `90s`, `1m`, `1m30s`, `2h`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?}: expected e.g. 30s, 1m, 1m30s");
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value * 60),
+            "h" => Duration::from_secs(value * 3600),
+            _ => return Err(bad()),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn defaults_match_cri_dockerd_style_names() {
+        let c = Config::parse_from(["pinshim"]);
+        assert_eq!(c.container_runtime_endpoint, "unix:///run/pinshim/pinshim.sock");
+        assert_eq!(c.image_pull_progress_deadline, Duration::from_secs(60));
+        let c = Config::parse_from(["pinshim", "--insecure-registry", "a:5000", "--insecure-registry", "b"]);
+        assert_eq!(c.insecure_registries, vec!["a:5000", "b"]);
+    }
+}

@@ -1,0 +1,37 @@
+//! Conversions between CRI messages and pinshim's domain types.
+
+use super::api;
+use crate::image::{AuthFields, FsUsage, ImageView};
+
+pub fn image(view: ImageView) -> api::Image {
+    api::Image {
+        id: view.id,
+        repo_tags: view.repo_tags,
+        repo_digests: view.repo_digests,
+        size: view.size,
+        uid: view.uid.map(|value| api::Int64Value { value }),
+        username: view.username,
+        spec: None,
+        pinned: view.pinned,
+    }
+}
+
+pub fn auth_fields(auth: api::AuthConfig) -> AuthFields {
+    AuthFields {
+        username: auth.username,
+        password: auth.password,
+        auth: auth.auth,
+        server_address: auth.server_address,
+        identity_token: auth.identity_token,
+        registry_token: auth.registry_token,
+    }
+}
+
+pub fn filesystem_usage(usage: FsUsage) -> api::FilesystemUsage {
+    api::FilesystemUsage {
+        timestamp: usage.timestamp,
+        fs_id: Some(api::FilesystemIdentifier { mountpoint: usage.mountpoint }),
+        used_bytes: Some(api::UInt64Value { value: usage.used_bytes }),
+        inodes_used: Some(api::UInt64Value { value: usage.inodes_used }),
+    }
+}

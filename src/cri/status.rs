@@ -1,0 +1,52 @@
+//! Domain errors → gRPC status: the one place codes are chosen.
+
+use tonic::{Code, Status};
+
+use crate::docker::DockerError;
+use crate::image::ImageError;
+
+impl From<DockerError> for Status {
+    fn from(err: DockerError) -> Self {
+        let code = match &err {
+            DockerError::Unavailable { .. } => Code::Unavailable,
+            DockerError::NotFound(_) => Code::NotFound,
+            DockerError::Conflict(_) => Code::FailedPrecondition,
+            DockerError::BadRequest(_) => Code::InvalidArgument,
+            DockerError::Stalled(_) => Code::DeadlineExceeded,
+            DockerError::Server(_) => Code::Unknown,
+            DockerError::BadEndpoint(_) => Code::FailedPrecondition,
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+impl From<ImageError> for Status {
+    fn from(err: ImageError) -> Self {
+        let code = match &err {
+            ImageError::InvalidReference { .. } | ImageError::InvalidCredentials(_) => Code::InvalidArgument,
+            ImageError::Unsupported(_) => Code::Unimplemented,
+            ImageError::RegistryUnavailable { .. } => Code::Unavailable,
+            ImageError::Unauthorized { .. } => Code::Unauthenticated,
+            ImageError::NotFound { .. } => Code::NotFound,
+            ImageError::Registry { .. } => Code::Unknown,
+            ImageError::PullStalled { .. } => Code::DeadlineExceeded,
+            ImageError::PullFailed { source, .. } => Status::from(source.clone()).code(),
+            ImageError::Docker(source) => return Status::from(source.clone()),
+            ImageError::Records { .. } => {
+                tracing::error!(error = %err, "image records failed");
+                return Status::internal("pinshim could not store image records; see its log");
+            }
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+/// Answer for RPCs whose support has not landed yet.
+pub fn not_implemented(rpc: &str) -> Status {
+    Status::unimplemented(format!("{rpc} is not implemented by pinshim yet"))
+}
+
+/// A required request field was absent.
+pub fn missing(field: &str) -> Status {
+    Status::invalid_argument(format!("{field} is required"))
+}

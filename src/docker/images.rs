@@ -1,0 +1,108 @@
+//! Image calls: inspect, list, pull by digest, tag, remove.
+
+use std::time::Duration;
+
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use futures::StreamExt;
+
+use super::{Docker, DockerError};
+use crate::image::Credentials;
+
+/// An image as Docker holds it. Names are as Docker prints them (familiar
+/// form for Docker Hub); the image module qualifies them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DockerImage {
+    /// Docker's image ID: the digest of the image config.
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub size: u64,
+    /// The config's `User`; `None` when the listing did not carry it.
+    pub user: Option<String>,
+}
+
+impl Docker {
+    /// Looks an image up by name, digest reference, ID or ID prefix.
+    pub async fn inspect_image(&self, name: &str) -> Result<Option<DockerImage>, DockerError> {
+        let client = self.client().await?;
+        match client.inspect_image(name).await.map_err(|e| self.error(e)) {
+            Ok(image) => Ok(Some(DockerImage {
+                id: image.id.unwrap_or_default(),
+                repo_tags: image.repo_tags.unwrap_or_default(),
+                repo_digests: image.repo_digests.unwrap_or_default(),
+                size: image.size.unwrap_or_default().max(0) as u64,
+                user: Some(image.config.and_then(|c| c.user).unwrap_or_default()),
+            })),
+            Err(DockerError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists top-level images (no intermediate build layers).
+    pub async fn list_images(&self) -> Result<Vec<DockerImage>, DockerError> {
+        let client = self.client().await?;
+        let options = ListImagesOptionsBuilder::default().all(false).build();
+        let images = client.list_images(Some(options)).await.map_err(|e| self.error(e))?;
+        Ok(images
+            .into_iter()
+            .map(|s| DockerImage {
+                id: s.id,
+                repo_tags: s.repo_tags,
+                repo_digests: s.repo_digests,
+                size: s.size.max(0) as u64,
+                user: None,
+            })
+            .collect())
+    }
+
+    /// Pulls `repository@digest`. The pull is abandoned (and Docker cancels
+    /// it when the connection closes) if no progress arrives for `stall`.
+    pub async fn pull_by_digest(
+        &self,
+        repository: &str,
+        digest: &str,
+        credentials: Option<&Credentials>,
+        stall: Duration,
+    ) -> Result<(), DockerError> {
+        let client = self.client().await?;
+        let options = CreateImageOptionsBuilder::default().from_image(repository).tag(digest).build();
+        let mut progress = client.create_image(Some(options), None, credentials.map(docker_credentials));
+        loop {
+            match tokio::time::timeout(stall, progress.next()).await {
+                Err(_) => return Err(DockerError::Stalled(stall)),
+                Ok(None) => return Ok(()),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(self.error(e)),
+            }
+        }
+    }
+
+    /// Points `repository:tag` at `source` (a name, digest reference or ID).
+    pub async fn tag_image(&self, source: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
+        let client = self.client().await?;
+        let options = TagImageOptionsBuilder::default().repo(repository).tag(tag).build();
+        client.tag_image(source, Some(options)).await.map_err(|e| self.error(e))
+    }
+
+    /// Removes one name of an image, or the image itself when `name` is its
+    /// ID. Docker keeps layers that other images still use.
+    pub async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
+        let client = self.client().await?;
+        let options = RemoveImageOptionsBuilder::default().force(false).noprune(false).build();
+        client.remove_image(name, Some(options), None).await.map(drop).map_err(|e| self.error(e))
+    }
+}
+
+fn docker_credentials(c: &Credentials) -> DockerCredentials {
+    DockerCredentials {
+        username: c.username.clone(),
+        password: c.password.clone(),
+        serveraddress: Some(c.server_address.clone()),
+        identitytoken: c.identity_token.clone(),
+        registrytoken: c.registry_token.clone(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,95 @@
+//! The one place that holds the bollard client. Everything above speaks in
+//! pinshim's own small types; bollard's models stop here.
+
+mod images;
+mod system;
+
+pub use images::DockerImage;
+pub use system::{DockerInfo, DockerVersion};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use tokio::sync::Mutex;
+
+/// How long one Docker API request may take before it is abandoned. Pulls
+/// are streamed and guarded by their own progress deadline instead.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Errors from the Docker Engine API, reduced to what callers act on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DockerError {
+    #[error("docker is unavailable at {endpoint}: {reason}")]
+    Unavailable { endpoint: String, reason: String },
+    #[error("docker: no such object: {0}")]
+    NotFound(String),
+    #[error("docker: conflict: {0}")]
+    Conflict(String),
+    #[error("docker rejected the request: {0}")]
+    BadRequest(String),
+    #[error("docker failed: {0}")]
+    Server(String),
+    #[error("no pull progress for {0:?}; cancelled")]
+    Stalled(std::time::Duration),
+    #[error("unsupported docker endpoint {0:?}: expected unix://, tcp:// or http://")]
+    BadEndpoint(String),
+}
+
+/// A lazily connected Docker client: pinshim starts (and reports
+/// `RuntimeReady=false`) while dockerd is still down, and connects on first use.
+#[derive(Clone)]
+pub struct Docker {
+    endpoint: String,
+    client: Arc<Mutex<Option<bollard::Docker>>>,
+}
+
+impl Docker {
+    /// Creates a client for `endpoint` (`unix:///var/run/docker.sock`,
+    /// `tcp://host:port`); no connection is made yet.
+    pub fn new(endpoint: &str) -> Result<Self, DockerError> {
+        let known = ["unix://", "tcp://", "http://"].iter().any(|p| endpoint.starts_with(p));
+        if !known {
+            return Err(DockerError::BadEndpoint(endpoint.to_string()));
+        }
+        Ok(Docker { endpoint: endpoint.to_string(), client: Arc::default() })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Returns the connected client, connecting and negotiating the API
+    /// version on first use so both Docker 20.10 and current releases work.
+    async fn client(&self) -> Result<bollard::Docker, DockerError> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let timeout = REQUEST_TIMEOUT.as_secs();
+        let version = bollard::API_DEFAULT_VERSION;
+        let connected = match self.endpoint.strip_prefix("unix://") {
+            Some(path) => bollard::Docker::connect_with_unix(path, timeout, version),
+            None => {
+                let http = self.endpoint.replacen("tcp://", "http://", 1);
+                bollard::Docker::connect_with_http(&http, timeout, version)
+            }
+        };
+        let client = connected.map_err(|e| self.error(e))?.negotiate_version().await.map_err(|e| self.error(e))?;
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    fn error(&self, err: BollardError) -> DockerError {
+        match err {
+            BollardError::DockerResponseServerError { status_code, message } => match status_code {
+                404 => DockerError::NotFound(message),
+                409 => DockerError::Conflict(message),
+                400..=499 => DockerError::BadRequest(message),
+                _ => DockerError::Server(message),
+            },
+            BollardError::DockerStreamError { error } => DockerError::Server(error),
+            other => DockerError::Unavailable { endpoint: self.endpoint.clone(), reason: other.to_string() },
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! pinshim: a Kubernetes CRI v1 runtime for Docker Engine that pins every
+//! image by digest and reports both Docker's image ID and the registry's
+//! immutable reference for every container.
+
+pub mod config;
+pub mod cri;
+pub mod docker;
+pub mod image;
+pub mod observability;
+pub mod runtime;
+pub mod server;

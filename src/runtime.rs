@@ -1,0 +1,113 @@
+//! What the runtime says about itself: version, readiness, cgroup driver.
+
+use std::path::PathBuf;
+
+use crate::config::NetworkPlugin;
+use crate::docker::{Docker, DockerError};
+
+/// Reported as the runtime name so nodes show `docker://<version>`.
+pub const RUNTIME_NAME: &str = "docker";
+pub const RUNTIME_API_VERSION: &str = "v1";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeVersion {
+    pub runtime_version: String,
+    pub api_version: String,
+}
+
+/// One readiness condition, as kubelet reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub ready: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    pub runtime: Condition,
+    pub network: Condition,
+    pub handlers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupDriver {
+    Systemd,
+    Cgroupfs,
+}
+
+pub struct Runtime {
+    docker: Docker,
+    network: NetworkPlugin,
+    cni_conf_dir: PathBuf,
+}
+
+impl Runtime {
+    pub fn new(docker: Docker, network: NetworkPlugin, cni_conf_dir: PathBuf) -> Self {
+        Runtime { docker, network, cni_conf_dir }
+    }
+
+    pub async fn version(&self) -> Result<RuntimeVersion, DockerError> {
+        let v = self.docker.version().await?;
+        Ok(RuntimeVersion { runtime_version: v.version, api_version: v.api_version })
+    }
+
+    /// RuntimeReady follows dockerd; NetworkReady follows the network plugin.
+    pub async fn readiness(&self) -> Readiness {
+        let info = self.docker.info().await;
+        let runtime = match &info {
+            Ok(_) => ready(),
+            Err(e) => Condition { ready: false, reason: "DockerDaemonNotReady".into(), message: e.to_string() },
+        };
+        let network = match (self.network, &info) {
+            (_, Err(_)) => Condition {
+                ready: false,
+                reason: "DockerDaemonNotReady".into(),
+                message: "network state is unknown while docker is unavailable".into(),
+            },
+            (NetworkPlugin::Docker, Ok(_)) => ready(),
+            (NetworkPlugin::Cni, Ok(_)) => self.cni_readiness().await,
+        };
+        let handlers = info.map(|i| i.runtimes).unwrap_or_default();
+        Readiness { runtime, network, handlers }
+    }
+
+    async fn cni_readiness(&self) -> Condition {
+        let has_config = match tokio::fs::read_dir(&self.cni_conf_dir).await {
+            Ok(mut entries) => {
+                let mut found = false;
+                while let Ok(Some(entry)) = entries.next_entry().await {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.ends_with(".conf") || name.ends_with(".conflist") || name.ends_with(".json") {
+                        found = true;
+                        break;
+                    }
+                }
+                found
+            }
+            Err(_) => false,
+        };
+        if has_config {
+            ready()
+        } else {
+            Condition {
+                ready: false,
+                reason: "NetworkPluginNotReady".into(),
+                message: format!("no CNI network configuration in {}", self.cni_conf_dir.display()),
+            }
+        }
+    }
+
+    pub async fn cgroup_driver(&self) -> Result<CgroupDriver, DockerError> {
+        let info = self.docker.info().await?;
+        Ok(match info.cgroup_driver.as_str() {
+            "systemd" => CgroupDriver::Systemd,
+            _ => CgroupDriver::Cgroupfs,
+        })
+    }
+}
+
+fn ready() -> Condition {
+    Condition { ready: true, reason: String::new(), message: String::new() }
+}

@@ -1,0 +1,150 @@
+//! Serving CRI on a Unix socket: wiring, socket hygiene, graceful drain.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{UnixListener, UnixStream};
+use tokio_stream::wrappers::UnixListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::cri::api::image_service_server::ImageServiceServer;
+use crate::cri::api::runtime_service_server::RuntimeServiceServer;
+use crate::cri::{ImageApi, RuntimeApi};
+use crate::docker::{Docker, DockerError};
+use crate::image::{ImageConfig, ImageError, ImageService};
+use crate::runtime::Runtime;
+
+/// kubelet's own limit for CRI messages; larger lists must still fit.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// How long in-flight calls may finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const SOCKET_MODE: u32 = 0o660;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("unsupported endpoint {0:?}: expected unix:///path/to/socket")]
+    Endpoint(String),
+    #[error("another process is serving at {0}")]
+    SocketInUse(PathBuf),
+    #[error("cannot prepare socket {path}: {source}")]
+    Socket { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("grpc server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves until `shutdown` completes, then stops accepting, lets in-flight
+/// calls finish (bounded by a drain timeout) and removes the socket.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let socket = socket_path(&config.container_runtime_endpoint)?;
+    let docker = Docker::new(&config.docker_endpoint)?;
+    let images = ImageService::new(
+        docker.clone(),
+        ImageConfig {
+            state_dir: config.root_dir.join("images"),
+            insecure_registries: config.insecure_registries.clone(),
+            pull_progress_deadline: config.image_pull_progress_deadline,
+            pinned_image: Some(config.pod_infra_container_image.clone()),
+        },
+    )
+    .await?;
+    let runtime = Arc::new(Runtime::new(docker, config.network_plugin, config.cni_conf_dir.clone()));
+
+    let listener = bind(&socket).await?;
+    tracing::info!(socket = %socket.display(), docker = %config.docker_endpoint, "serving CRI");
+
+    let runtime_service = RuntimeServiceServer::new(RuntimeApi::new(runtime))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let image_service = ImageServiceServer::new(ImageApi::new(images))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let stop = CancellationToken::new();
+    let server = tonic::transport::Server::builder()
+        .add_service(runtime_service)
+        .add_service(image_service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop.clone().cancelled_owned());
+    let drain_deadline = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, draining");
+            stop.cancel();
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        }
+    };
+    let result = tokio::select! {
+        result = server => result.map_err(ServeError::from),
+        () = drain_deadline => {
+            tracing::warn!(timeout = ?DRAIN_TIMEOUT, "drain timed out; closing remaining connections");
+            Ok(())
+        }
+    };
+    remove_socket(&socket);
+    result
+}
+
+fn socket_path(endpoint: &str) -> Result<PathBuf, ServeError> {
+    match endpoint.strip_prefix("unix://") {
+        Some(path) if path.starts_with('/') => Ok(PathBuf::from(path)),
+        _ => Err(ServeError::Endpoint(endpoint.to_string())),
+    }
+}
+
+/// Binds the socket: creates its directory, replaces a stale socket left by
+/// a crash, refuses to steal one a live process still serves.
+async fn bind(path: &Path) -> Result<UnixListener, ServeError> {
+    let failed = |source| ServeError::Socket { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+    }
+    if tokio::fs::symlink_metadata(path).await.is_ok() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(ServeError::SocketInUse(path.to_path_buf()));
+        }
+        tokio::fs::remove_file(path).await.map_err(failed)?;
+    }
+    let listener = UnixListener::bind(path).map_err(failed)?;
+    tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).await.map_err(failed)?;
+    Ok(listener)
+}
+
+fn remove_socket(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(socket = %path.display(), error = %e, "cannot remove socket");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_absolute_unix_endpoints() {
+        assert_eq!(socket_path("unix:///run/x.sock").unwrap(), PathBuf::from("/run/x.sock"));
+        assert!(socket_path("tcp://1.2.3.4:1").is_err());
+        assert!(socket_path("unix://relative").is_err());
+    }
+
+    #[tokio::test]
+    async fn replaces_stale_socket_but_not_live_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/cri.sock");
+        let live = bind(&path).await.unwrap();
+        assert!(matches!(bind(&path).await, Err(ServeError::SocketInUse(_))));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, SOCKET_MODE);
+        drop(live);
+        bind(&path).await.expect("a stale socket is replaced");
+    }
+}

@@ -1,0 +1,67 @@
+//! Pushes images to the test registries over the distribution API, so each
+//! test owns a repository, a tag and an image ID nobody else touches.
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use sha2::{Digest, Sha256};
+
+pub struct Pushed {
+    /// The manifest digest the registry serves for the new tag.
+    pub digest: String,
+    /// Docker's image ID once pulled: the config digest.
+    pub config_digest: String,
+}
+
+fn client() -> Client {
+    Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() })
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Copies `source` (same registry) to `target` with a config made unique by
+/// `nonce`, so the result has its own manifest digest and image ID.
+pub async fn push_variant(source: &str, target: &str, nonce: &str, auth: &RegistryAuth) -> Pushed {
+    let client = client();
+    let source: Reference = source.parse().expect("source reference");
+    let target: Reference = target.parse().expect("target reference");
+    client.auth(&target, auth, RegistryOperation::Push).await.expect("registry auth");
+    let (mut manifest, _, config) = client.pull_manifest_and_config(&source, auth).await.expect("source manifest");
+
+    let mut config: serde_json::Value = serde_json::from_str(&config).expect("config JSON");
+    let labels = &mut config["config"]["Labels"];
+    if !labels.is_object() {
+        *labels = serde_json::json!({});
+    }
+    labels["io.pinshim.test.nonce"] = serde_json::Value::String(nonce.to_string());
+    let config = serde_json::to_vec(&config).expect("config bytes");
+    let config_digest = sha256(&config);
+    client.push_blob(&target, config.clone(), &config_digest).await.expect("push config");
+    for layer in &manifest.layers {
+        client.mount_blob(&target, &source, &layer.digest).await.expect("mount layer");
+    }
+    manifest.config.digest = config_digest.clone();
+    manifest.config.size = config.len() as i64;
+
+    let body = serde_json::to_vec(&manifest).expect("manifest bytes");
+    let media_type =
+        manifest.media_type.clone().unwrap_or_else(|| oci_client::manifest::OCI_IMAGE_MEDIA_TYPE.to_string());
+    let content_type = http::HeaderValue::from_str(&media_type).expect("media type");
+    client.push_manifest_raw(&target, body.clone(), content_type).await.expect("push manifest");
+    Pushed { digest: sha256(&body), config_digest }
+}
+
+/// The digest the registry serves for `reference` right now.
+pub async fn served_digest(reference: &str, auth: &RegistryAuth) -> String {
+    let reference: Reference = reference.parse().expect("reference");
+    let accepted = [
+        oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE,
+        oci_client::manifest::IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+        oci_client::manifest::OCI_IMAGE_MEDIA_TYPE,
+        oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE,
+    ];
+    let (_, digest) = client().pull_manifest_raw(&reference, auth, &accepted).await.expect("manifest");
+    digest
+}
