@@ -1,0 +1,77 @@
+//! ListImages, RemoveImage and ImageFsInfo against the real dockerd.
+
+mod common;
+
+use common::registry::push_variant;
+use common::{Shim, env, unique};
+use oci_client::secrets::RegistryAuth;
+use pinshim::cri::api::{ImageFilter, ImageFsInfoRequest, ListImagesRequest};
+
+async fn fresh(tag: &str) -> (String, String) {
+    let reference = format!("{}/pinshim-test/{}:{tag}", env("PINSHIM_TEST_REGISTRY"), unique("catalog"));
+    let pushed = push_variant(&env("PINSHIM_TEST_BUSYBOX"), &reference, &unique("n"), &RegistryAuth::Anonymous).await;
+    (reference, pushed.config_digest)
+}
+
+#[tokio::test]
+async fn list_reports_qualified_names_and_config_user() {
+    let mut shim = Shim::start().await;
+    let (reference, id) = fresh("v1").await;
+    shim.pull(&reference).await.expect("pull");
+
+    let all = shim.images.list_images(ListImagesRequest::default()).await.expect("list").into_inner().images;
+    let mine = all.iter().find(|i| i.id == id).expect("listed");
+    assert_eq!(mine.repo_tags, vec![reference.clone()]);
+    assert!(mine.size > 0);
+    assert!(mine.uid.is_none() && mine.username.is_empty(), "busybox test image sets no user");
+    for image in &all {
+        assert!(!image.id.is_empty());
+        assert!(image.repo_tags.iter().chain(&image.repo_digests).all(|n| !n.contains("<none>")));
+        assert!(image.repo_tags.iter().all(|t| t.contains('/')), "fully qualified: {:?}", image.repo_tags);
+    }
+
+    let filter = Some(ImageFilter { image: Some(common::spec(&reference)) });
+    let filtered = shim.images.list_images(ListImagesRequest { filter }).await.expect("list").into_inner().images;
+    assert_eq!(filtered.len(), 1);
+    assert_eq!(filtered[0].id, id);
+    shim.remove(&reference).await;
+}
+
+#[tokio::test]
+async fn remove_takes_every_name_and_is_idempotent() {
+    let mut shim = Shim::start().await;
+    let (reference, id) = fresh("one").await;
+    shim.pull(&reference).await.expect("pull");
+    let second_tag = format!("{}:two", reference.rsplit_once(':').expect("tag").0);
+    let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+        .repo(second_tag.split(":two").next().unwrap_or_default())
+        .tag("two")
+        .build();
+    common::docker().tag_image(&id, Some(options)).await.expect("second tag");
+    assert_eq!(shim.status(&second_tag).await.expect("second tag visible").id, id);
+
+    shim.remove(&reference).await;
+    assert!(shim.status(&id).await.is_none(), "image gone with all its tags");
+    assert!(shim.status(&second_tag).await.is_none());
+    shim.remove(&reference).await;
+    shim.remove(&id).await;
+}
+
+#[tokio::test]
+async fn absent_image_status_is_empty_not_an_error() {
+    let mut shim = Shim::start().await;
+    let absent = format!("{}/pinshim-test/{}:nope", env("PINSHIM_TEST_REGISTRY"), unique("absent"));
+    assert!(shim.status(&absent).await.is_none());
+    assert!(shim.status(&format!("sha256:{}", "0".repeat(64))).await.is_none());
+}
+
+#[tokio::test]
+async fn image_fs_info_reports_docker_store_usage() {
+    let mut shim = Shim::start().await;
+    let info = shim.images.image_fs_info(ImageFsInfoRequest {}).await.expect("fs info").into_inner();
+    let fs = info.image_filesystems.first().expect("one image filesystem");
+    assert!(fs.timestamp > 0);
+    assert!(fs.fs_id.as_ref().is_some_and(|id| !id.mountpoint.is_empty()));
+    assert!(fs.used_bytes.as_ref().is_some_and(|b| b.value > 0));
+    assert!(fs.inodes_used.as_ref().is_some_and(|i| i.value > 0));
+}

@@ -1,0 +1,77 @@
+//! Version, Status, RuntimeConfig and the socket's life cycle.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{Shim, ShimOptions};
+use pinshim::cri::api::{RuntimeConfigRequest, StatusRequest, VersionRequest};
+use tonic::Code;
+
+#[tokio::test]
+async fn version_reports_docker() {
+    let mut shim = Shim::start().await;
+    let v = shim.runtime.version(VersionRequest::default()).await.expect("version").into_inner();
+    assert_eq!(v.runtime_name, "docker");
+    assert_eq!(v.runtime_api_version, "v1");
+    let docker = common::docker().version().await.expect("docker version");
+    assert_eq!(Some(v.runtime_version), docker.version);
+}
+
+#[tokio::test]
+async fn status_is_ready_with_docker_up() {
+    let mut shim = Shim::start().await;
+    let status = shim.runtime.status(StatusRequest { verbose: true }).await.expect("status").into_inner();
+    let conditions = status.status.expect("conditions").conditions;
+    for kind in ["RuntimeReady", "NetworkReady"] {
+        let c = conditions.iter().find(|c| c.r#type == kind).expect(kind);
+        assert!(c.status, "{kind}: {} {}", c.reason, c.message);
+    }
+    assert!(status.runtime_handlers.iter().any(|h| h.name == "runc"), "{:?}", status.runtime_handlers);
+    assert!(status.info.contains_key("info"));
+}
+
+#[tokio::test]
+async fn status_reports_not_ready_when_docker_is_unreachable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let endpoint = format!("unix://{}", dir.path().join("no-docker.sock").display());
+    let mut shim =
+        Shim::start_with(ShimOptions { args: vec!["--docker-endpoint".into(), endpoint], env: Vec::new() }).await;
+    let status = shim.runtime.status(StatusRequest::default()).await.expect("status").into_inner();
+    let runtime = status.status.expect("conditions").conditions.into_iter().find(|c| c.r#type == "RuntimeReady");
+    let runtime = runtime.expect("RuntimeReady");
+    assert!(!runtime.status);
+    assert!(!runtime.reason.is_empty() && !runtime.message.is_empty());
+    let err = shim.runtime.version(VersionRequest::default()).await.expect_err("docker is down");
+    assert_eq!(err.code(), Code::Unavailable);
+}
+
+#[tokio::test]
+async fn runtime_config_follows_docker_cgroup_driver() {
+    let mut shim = Shim::start().await;
+    let config = shim.runtime.runtime_config(RuntimeConfigRequest {}).await.expect("config").into_inner();
+    let info = common::docker().info().await.expect("docker info");
+    let expected = match info.cgroup_driver.map(|d| d.to_string()).as_deref() {
+        Some("systemd") => pinshim::cri::api::CgroupDriver::Systemd,
+        _ => pinshim::cri::api::CgroupDriver::Cgroupfs,
+    };
+    assert_eq!(config.linux.expect("linux").cgroup_driver, expected as i32);
+}
+
+#[tokio::test]
+async fn socket_is_private_and_removed_on_sigterm() {
+    let mut shim = Shim::start().await;
+    let socket = shim.socket();
+    let mode = std::fs::metadata(&socket).expect("socket").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    assert_eq!(shim.stop(), Some(0), "clean exit on SIGTERM");
+    assert!(!socket.exists(), "socket removed");
+}
+
+#[tokio::test]
+async fn pod_rpcs_answer_unimplemented_until_they_land() {
+    let mut shim = Shim::start().await;
+    let err =
+        shim.runtime.list_pod_sandbox(pinshim::cri::api::ListPodSandboxRequest::default()).await.expect_err("not yet");
+    assert_eq!(err.code(), Code::Unimplemented);
+}
