@@ -64,7 +64,7 @@ async fn socket_is_private_and_removed_on_sigterm() {
     let socket = shim.socket();
     let mode = std::fs::metadata(&socket).expect("socket").permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
-    assert_eq!(shim.stop(), Some(0), "clean exit on SIGTERM");
+    assert_eq!(shim.stop().await, Some(0), "clean exit on SIGTERM");
     assert!(!socket.exists(), "socket removed");
 }
 

@@ -70,8 +70,10 @@ impl Shim {
         std::fs::read_to_string(self.dir.path().join("pinshim.log")).unwrap_or_default()
     }
 
-    /// Sends SIGTERM and waits for a clean exit; returns the exit code.
-    pub fn stop(&mut self) -> Option<i32> {
+    /// Sends SIGTERM and waits for a clean exit; returns the exit code. The
+    /// wait yields to the runtime so this process's client connections can
+    /// answer the server's graceful-shutdown handshake.
+    pub async fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
         assert!(status.success());
@@ -81,13 +83,13 @@ impl Shim {
                 return status.code();
             }
             assert!(Instant::now() < deadline, "pinshim did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Stops the process and starts a new one on the same socket and root dir.
     pub async fn restart(&mut self) {
-        assert_eq!(self.stop(), Some(0));
+        assert_eq!(self.stop().await, Some(0));
         self.child = Some(spawn(self.dir.path(), &self.extra_args, &self.extra_env));
         let channel = connect(&self.socket()).await;
         self.runtime = RuntimeServiceClient::new(channel.clone());
