@@ -2,6 +2,7 @@
 //! talk CRI to it, and push uniquely named images to the test registries.
 #![allow(dead_code)]
 
+pub mod pods;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -137,7 +138,7 @@ pub fn spec(image: &str) -> api::ImageSpec {
     api::ImageSpec { image: image.to_string(), ..Default::default() }
 }
 
-fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> Child {
+fn spawn(dir: &Path, args: &[String], vars: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("pinshim.log")).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_pinshim"))
         .arg("--container-runtime-endpoint")
@@ -145,8 +146,10 @@ fn spawn(dir: &Path, args: &[String], env: &[(String, String)]) -> Child {
         .arg("--root-dir")
         .arg(dir.join("root"))
         .args(["--log-level", "debug", "--log-format", "json"])
+        .arg("--pod-infra-container-image")
+        .arg(env("PINSHIM_TEST_PAUSE"))
         .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(vars.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

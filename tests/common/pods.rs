@@ -1,0 +1,1 @@
+//! Helpers for pod and container tests (sandbox and container configs).
