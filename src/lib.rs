@@ -3,9 +3,13 @@
 //! immutable reference for every container.
 
 pub mod config;
+pub mod container;
 pub mod cri;
 pub mod docker;
+pub mod host;
 pub mod image;
 pub mod observability;
 pub mod runtime;
+pub mod sandbox;
 pub mod server;
+pub mod time;

@@ -11,12 +11,15 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::container::ContainerService;
 use crate::cri::api::image_service_server::ImageServiceServer;
 use crate::cri::api::runtime_service_server::RuntimeServiceServer;
 use crate::cri::{ImageApi, RuntimeApi};
 use crate::docker::{Docker, DockerError};
+use crate::host::HostLimits;
 use crate::image::{ImageConfig, ImageError, ImageService};
 use crate::runtime::Runtime;
+use crate::sandbox::{SandboxConfig, SandboxService};
 
 /// kubelet's own limit for CRI messages; larger lists must still fit.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -55,12 +58,28 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         },
     )
     .await?;
+    let limits = HostLimits::detect();
+    let sandboxes = Arc::new(SandboxService::new(
+        docker.clone(),
+        images.clone(),
+        SandboxConfig { infra_image: config.pod_infra_container_image.clone(), limits },
+    ));
+    let containers = Arc::new(ContainerService::new(
+        docker.clone(),
+        images.clone(),
+        sandboxes.clone(),
+        limits,
+        config.root_dir.clone(),
+    ));
+    if let Err(e) = containers.recover().await {
+        tracing::warn!(error = %e, "could not resume container logs; will retry as containers start");
+    }
     let runtime = Arc::new(Runtime::new(docker, config.network_plugin, config.cni_conf_dir.clone()));
 
     let listener = bind(&socket).await?;
     tracing::info!(socket = %socket.display(), docker = %config.docker_endpoint, "serving CRI");
 
-    let runtime_service = RuntimeServiceServer::new(RuntimeApi::new(runtime))
+    let runtime_service = RuntimeServiceServer::new(RuntimeApi::new(runtime, sandboxes, containers))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let image_service = ImageServiceServer::new(ImageApi::new(images))

@@ -69,9 +69,10 @@ async fn socket_is_private_and_removed_on_sigterm() {
 }
 
 #[tokio::test]
-async fn pod_rpcs_answer_unimplemented_until_they_land() {
+async fn rpcs_docker_cannot_serve_say_so() {
     let mut shim = Shim::start().await;
-    let err =
-        shim.runtime.list_pod_sandbox(pinshim::cri::api::ListPodSandboxRequest::default()).await.expect_err("not yet");
+    let request = pinshim::cri::api::CheckpointContainerRequest::default();
+    let err = shim.runtime.checkpoint_container(request).await.expect_err("no checkpoints through docker");
     assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("CheckpointContainer"), "{err}");
 }

@@ -1,5 +1,5 @@
-//! RuntimeService: version, status and runtime config now; pods and
-//! containers arrive with sandbox and container support.
+//! RuntimeService: unwraps each request, calls the runtime, sandbox or
+//! container domain, wraps the answer.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,18 +8,22 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::api::{self, runtime_service_server::RuntimeService};
-use super::status::not_implemented;
+use super::status::{missing, not_implemented};
+use crate::container::ContainerService;
 use crate::runtime::{CgroupDriver, Condition, RUNTIME_API_VERSION, RUNTIME_NAME, Runtime};
+use crate::sandbox::SandboxService;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct RuntimeApi {
     runtime: Arc<Runtime>,
+    sandboxes: Arc<SandboxService>,
+    containers: Arc<ContainerService>,
 }
 
 impl RuntimeApi {
-    pub fn new(runtime: Arc<Runtime>) -> Self {
-        RuntimeApi { runtime }
+    pub fn new(runtime: Arc<Runtime>, sandboxes: Arc<SandboxService>, containers: Arc<ContainerService>) -> Self {
+        RuntimeApi { runtime, sandboxes, containers }
     }
 }
 
@@ -86,39 +90,60 @@ impl RuntimeService for RuntimeApi {
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(pod))]
     async fn run_pod_sandbox(
         &self,
-        _: Request<api::RunPodSandboxRequest>,
+        request: Request<api::RunPodSandboxRequest>,
     ) -> Result<Response<api::RunPodSandboxResponse>, Status> {
-        Err(not_implemented("RunPodSandbox"))
+        let request = request.into_inner();
+        let config = request.config.ok_or_else(|| missing("config"))?;
+        if let Some(m) = &config.metadata {
+            tracing::Span::current().record("pod", format!("{}/{}", m.namespace, m.name));
+        }
+        let pod_sandbox_id = self.sandboxes.run(&config, &request.runtime_handler).await?;
+        Ok(Response::new(api::RunPodSandboxResponse { pod_sandbox_id }))
     }
 
+    #[tracing::instrument(skip_all, fields(sandbox_id))]
     async fn stop_pod_sandbox(
         &self,
-        _: Request<api::StopPodSandboxRequest>,
+        request: Request<api::StopPodSandboxRequest>,
     ) -> Result<Response<api::StopPodSandboxResponse>, Status> {
-        Err(not_implemented("StopPodSandbox"))
+        let id = request.into_inner().pod_sandbox_id;
+        tracing::Span::current().record("sandbox_id", id.as_str());
+        self.sandboxes.stop(&id).await?;
+        Ok(Response::new(api::StopPodSandboxResponse {}))
     }
 
+    #[tracing::instrument(skip_all, fields(sandbox_id))]
     async fn remove_pod_sandbox(
         &self,
-        _: Request<api::RemovePodSandboxRequest>,
+        request: Request<api::RemovePodSandboxRequest>,
     ) -> Result<Response<api::RemovePodSandboxResponse>, Status> {
-        Err(not_implemented("RemovePodSandbox"))
+        let id = request.into_inner().pod_sandbox_id;
+        tracing::Span::current().record("sandbox_id", id.as_str());
+        self.sandboxes.remove(&id).await?;
+        Ok(Response::new(api::RemovePodSandboxResponse {}))
     }
 
+    #[tracing::instrument(skip_all, fields(sandbox_id))]
     async fn pod_sandbox_status(
         &self,
-        _: Request<api::PodSandboxStatusRequest>,
+        request: Request<api::PodSandboxStatusRequest>,
     ) -> Result<Response<api::PodSandboxStatusResponse>, Status> {
-        Err(not_implemented("PodSandboxStatus"))
+        let request = request.into_inner();
+        tracing::Span::current().record("sandbox_id", request.pod_sandbox_id.as_str());
+        Ok(Response::new(self.sandboxes.status(&request.pod_sandbox_id, request.verbose).await?))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_pod_sandbox(
         &self,
-        _: Request<api::ListPodSandboxRequest>,
+        request: Request<api::ListPodSandboxRequest>,
     ) -> Result<Response<api::ListPodSandboxResponse>, Status> {
-        Err(not_implemented("ListPodSandbox"))
+        let filter = request.into_inner().filter;
+        let items = self.sandboxes.list(filter.as_ref()).await?;
+        Ok(Response::new(api::ListPodSandboxResponse { items }))
     }
 
     type StreamPodSandboxesStream = ResponseStream<api::StreamPodSandboxesResponse>;
@@ -130,39 +155,61 @@ impl RuntimeService for RuntimeApi {
         Err(not_implemented("StreamPodSandboxes"))
     }
 
+    #[tracing::instrument(skip_all, fields(sandbox_id, container))]
     async fn create_container(
         &self,
-        _: Request<api::CreateContainerRequest>,
+        request: Request<api::CreateContainerRequest>,
     ) -> Result<Response<api::CreateContainerResponse>, Status> {
-        Err(not_implemented("CreateContainer"))
+        let request = request.into_inner();
+        let config = request.config.ok_or_else(|| missing("config"))?;
+        let span = tracing::Span::current();
+        span.record("sandbox_id", request.pod_sandbox_id.as_str());
+        span.record("container", config.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or_default());
+        let container_id = self.containers.create(&request.pod_sandbox_id, &config).await?;
+        Ok(Response::new(api::CreateContainerResponse { container_id }))
     }
 
+    #[tracing::instrument(skip_all, fields(container_id))]
     async fn start_container(
         &self,
-        _: Request<api::StartContainerRequest>,
+        request: Request<api::StartContainerRequest>,
     ) -> Result<Response<api::StartContainerResponse>, Status> {
-        Err(not_implemented("StartContainer"))
+        let id = request.into_inner().container_id;
+        tracing::Span::current().record("container_id", id.as_str());
+        self.containers.start(&id).await?;
+        Ok(Response::new(api::StartContainerResponse {}))
     }
 
+    #[tracing::instrument(skip_all, fields(container_id))]
     async fn stop_container(
         &self,
-        _: Request<api::StopContainerRequest>,
+        request: Request<api::StopContainerRequest>,
     ) -> Result<Response<api::StopContainerResponse>, Status> {
-        Err(not_implemented("StopContainer"))
+        let request = request.into_inner();
+        tracing::Span::current().record("container_id", request.container_id.as_str());
+        self.containers.stop(&request.container_id, request.timeout).await?;
+        Ok(Response::new(api::StopContainerResponse {}))
     }
 
+    #[tracing::instrument(skip_all, fields(container_id))]
     async fn remove_container(
         &self,
-        _: Request<api::RemoveContainerRequest>,
+        request: Request<api::RemoveContainerRequest>,
     ) -> Result<Response<api::RemoveContainerResponse>, Status> {
-        Err(not_implemented("RemoveContainer"))
+        let id = request.into_inner().container_id;
+        tracing::Span::current().record("container_id", id.as_str());
+        self.containers.remove(&id).await?;
+        Ok(Response::new(api::RemoveContainerResponse {}))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_containers(
         &self,
-        _: Request<api::ListContainersRequest>,
+        request: Request<api::ListContainersRequest>,
     ) -> Result<Response<api::ListContainersResponse>, Status> {
-        Err(not_implemented("ListContainers"))
+        let filter = request.into_inner().filter;
+        let containers = self.containers.list(filter.as_ref()).await?;
+        Ok(Response::new(api::ListContainersResponse { containers }))
     }
 
     type StreamContainersStream = ResponseStream<api::StreamContainersResponse>;
@@ -174,29 +221,46 @@ impl RuntimeService for RuntimeApi {
         Err(not_implemented("StreamContainers"))
     }
 
+    #[tracing::instrument(skip_all, fields(container_id))]
     async fn container_status(
         &self,
-        _: Request<api::ContainerStatusRequest>,
+        request: Request<api::ContainerStatusRequest>,
     ) -> Result<Response<api::ContainerStatusResponse>, Status> {
-        Err(not_implemented("ContainerStatus"))
+        let request = request.into_inner();
+        tracing::Span::current().record("container_id", request.container_id.as_str());
+        Ok(Response::new(self.containers.status(&request.container_id, request.verbose).await?))
     }
 
+    #[tracing::instrument(skip_all, fields(container_id))]
     async fn update_container_resources(
         &self,
-        _: Request<api::UpdateContainerResourcesRequest>,
+        request: Request<api::UpdateContainerResourcesRequest>,
     ) -> Result<Response<api::UpdateContainerResourcesResponse>, Status> {
-        Err(not_implemented("UpdateContainerResources"))
+        let request = request.into_inner();
+        tracing::Span::current().record("container_id", request.container_id.as_str());
+        self.containers.update_resources(&request.container_id, request.linux.as_ref()).await?;
+        Ok(Response::new(api::UpdateContainerResourcesResponse {}))
     }
 
+    #[tracing::instrument(skip_all, fields(container_id))]
     async fn reopen_container_log(
         &self,
-        _: Request<api::ReopenContainerLogRequest>,
+        request: Request<api::ReopenContainerLogRequest>,
     ) -> Result<Response<api::ReopenContainerLogResponse>, Status> {
-        Err(not_implemented("ReopenContainerLog"))
+        let id = request.into_inner().container_id;
+        tracing::Span::current().record("container_id", id.as_str());
+        self.containers.reopen_log(&id).await?;
+        Ok(Response::new(api::ReopenContainerLogResponse {}))
     }
 
-    async fn exec_sync(&self, _: Request<api::ExecSyncRequest>) -> Result<Response<api::ExecSyncResponse>, Status> {
-        Err(not_implemented("ExecSync"))
+    #[tracing::instrument(skip_all, fields(container_id))]
+    async fn exec_sync(
+        &self,
+        request: Request<api::ExecSyncRequest>,
+    ) -> Result<Response<api::ExecSyncResponse>, Status> {
+        let request = request.into_inner();
+        tracing::Span::current().record("container_id", request.container_id.as_str());
+        Ok(Response::new(self.containers.exec_sync(&request.container_id, request.cmd, request.timeout).await?))
     }
 
     async fn exec(&self, _: Request<api::ExecRequest>) -> Result<Response<api::ExecResponse>, Status> {

@@ -2,15 +2,17 @@
 
 use tonic::{Code, Status};
 
+use crate::container::ContainerError;
 use crate::docker::DockerError;
 use crate::image::ImageError;
+use crate::sandbox::SandboxError;
 
 impl From<DockerError> for Status {
     fn from(err: DockerError) -> Self {
         let code = match &err {
             DockerError::Unavailable { .. } => Code::Unavailable,
             DockerError::NotFound(_) => Code::NotFound,
-            DockerError::Conflict(_) => Code::FailedPrecondition,
+            DockerError::Conflict(_) | DockerError::NotModified => Code::FailedPrecondition,
             DockerError::BadRequest(_) => Code::InvalidArgument,
             DockerError::Stalled(_) => Code::DeadlineExceeded,
             DockerError::Server(_) => Code::Unknown,
@@ -36,6 +38,40 @@ impl From<ImageError> for Status {
                 tracing::error!(error = %err, "image records failed");
                 return Status::internal("pinshim could not store image records; see its log");
             }
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+fn sandbox_code(err: &SandboxError) -> Code {
+    match err {
+        SandboxError::InvalidConfig(_) | SandboxError::UnknownRuntimeHandler { .. } => Code::InvalidArgument,
+        SandboxError::NotFound(_) => Code::NotFound,
+        SandboxError::AlreadyExists(_) => Code::AlreadyExists,
+        SandboxError::InfraImage { source, .. } => Status::from(source.clone()).code(),
+        SandboxError::Io { .. } => Code::Internal,
+        SandboxError::Docker(source) => Status::from(source.clone()).code(),
+    }
+}
+
+impl From<SandboxError> for Status {
+    fn from(err: SandboxError) -> Self {
+        Status::new(sandbox_code(&err), err.to_string())
+    }
+}
+
+impl From<ContainerError> for Status {
+    fn from(err: ContainerError) -> Self {
+        let code = match &err {
+            ContainerError::InvalidConfig(_) => Code::InvalidArgument,
+            ContainerError::NotFound(_) | ContainerError::ImageNotFound(_) => Code::NotFound,
+            ContainerError::AlreadyExists(_) => Code::AlreadyExists,
+            ContainerError::NotRunning(_) => Code::FailedPrecondition,
+            ContainerError::ExecTimeout(_) => Code::DeadlineExceeded,
+            ContainerError::Log { .. } => Code::Internal,
+            ContainerError::Sandbox(source) => sandbox_code(source),
+            ContainerError::Image(source) => Status::from(source.clone()).code(),
+            ContainerError::Docker(source) => Status::from(source.clone()).code(),
         };
         Status::new(code, err.to_string())
     }

@@ -1,10 +1,18 @@
 //! The one place that holds the bollard client. Everything above speaks in
 //! pinshim's own small types; bollard's models stop here.
 
+mod containers;
+mod exec;
 mod images;
+mod logs;
 mod system;
 
+pub use containers::{
+    ContainerDetails, ContainerSummary, CreateSpec, DeviceSpec, MountInfo, PortSpec, Resources, RunState,
+};
+pub use exec::ExecOutput;
 pub use images::DockerImage;
+pub use logs::{LogChunk, OutputStream};
 pub use system::{DockerInfo, DockerVersion};
 
 use std::sync::Arc;
@@ -24,6 +32,8 @@ pub enum DockerError {
     Unavailable { endpoint: String, reason: String },
     #[error("docker: no such object: {0}")]
     NotFound(String),
+    #[error("docker: nothing to change")]
+    NotModified,
     #[error("docker: conflict: {0}")]
     Conflict(String),
     #[error("docker rejected the request: {0}")]
@@ -83,6 +93,7 @@ impl Docker {
     fn error(&self, err: BollardError) -> DockerError {
         match err {
             BollardError::DockerResponseServerError { status_code, message } => match status_code {
+                304 => DockerError::NotModified,
                 404 => DockerError::NotFound(message),
                 409 => DockerError::Conflict(message),
                 400..=499 => DockerError::BadRequest(message),

@@ -1,0 +1,29 @@
+//! Errors of the container service.
+
+use crate::docker::DockerError;
+use crate::image::ImageError;
+use crate::sandbox::SandboxError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("invalid container config: {0}")]
+    InvalidConfig(String),
+    #[error("container {0} not found")]
+    NotFound(String),
+    #[error("container {0} already exists")]
+    AlreadyExists(String),
+    #[error("image {0:?} is not present; pull it first")]
+    ImageNotFound(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("exec in container {0} timed out")]
+    ExecTimeout(String),
+    #[error("cannot use log file {path}: {source}")]
+    Log { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+}

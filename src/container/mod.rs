@@ -1,0 +1,263 @@
+//! Containers in pods: lifecycle, status, exec, logs, and the label schema
+//! that keeps all their CRI state in Docker.
+
+mod cri_log;
+mod error;
+pub mod labels;
+mod logs;
+pub mod security;
+mod spec;
+mod status;
+
+pub use error::ContainerError;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cri::api;
+use crate::docker::{ContainerDetails, Docker, DockerError};
+use crate::host::HostLimits;
+use crate::image::ImageService;
+use crate::sandbox::SandboxService;
+use crate::time::now_nanos;
+use logs::LogManager;
+use spec::ImageIdentity;
+
+/// ExecSync keeps at most this much output, stdout and stderr together.
+const EXEC_OUTPUT_CAP: usize = 16 * 1024 * 1024;
+
+pub struct ContainerService {
+    docker: Docker,
+    images: Arc<ImageService>,
+    sandboxes: Arc<SandboxService>,
+    logs: Arc<LogManager>,
+    limits: HostLimits,
+    /// This instance's `--root-dir`, stamped on every container it creates.
+    root_dir: String,
+}
+
+impl ContainerService {
+    pub fn new(
+        docker: Docker,
+        images: Arc<ImageService>,
+        sandboxes: Arc<SandboxService>,
+        limits: HostLimits,
+        state_dir: PathBuf,
+    ) -> Self {
+        let logs = LogManager::new(docker.clone(), state_dir.join("log-positions"));
+        let root_dir = state_dir.display().to_string();
+        ContainerService { docker, images, sandboxes, logs, limits, root_dir }
+    }
+
+    /// Creates a container in a pod, recording which image it was created
+    /// from, as Docker's ID and as the registry's digest, as of now.
+    pub async fn create(&self, sandbox_id: &str, config: &api::ContainerConfig) -> Result<String, ContainerError> {
+        let metadata = config.metadata.as_ref().ok_or_else(|| invalid("metadata is required"))?;
+        if metadata.name.is_empty() {
+            return Err(invalid("metadata.name is required"));
+        }
+        let (sandbox, _) = self.sandboxes.get(sandbox_id).await?;
+        let image = self.image_identity(config.image.as_ref()).await?;
+        let mut spec = spec::create_spec(config, &sandbox, &image, &self.limits, now_nanos())?;
+        spec.labels.insert(labels::ROOT_DIR.to_string(), self.root_dir.clone());
+        let name = spec.name.clone();
+        let id = match self.docker.create_container(spec).await {
+            Err(DockerError::Conflict(_)) => return Err(ContainerError::AlreadyExists(name)),
+            other => other?,
+        };
+        tracing::info!(container_id = %id, sandbox_id = %sandbox.id, name = %metadata.name, image_id = %image.image_id, canonical = %image.canonical, "container created");
+        Ok(id)
+    }
+
+    /// Resolves the requested image to what Docker holds, preferring the
+    /// canonical reference of the name the user wrote when it leads to the
+    /// same image (kubelet passes the image ID as `image`).
+    async fn image_identity(&self, spec: Option<&api::ImageSpec>) -> Result<ImageIdentity, ContainerError> {
+        let spec = spec.cloned().unwrap_or_default();
+        if spec.image.is_empty() {
+            return Err(invalid("image.image is required"));
+        }
+        let status = self.images.status(&spec.image).await?;
+        let status = status.ok_or_else(|| ContainerError::ImageNotFound(spec.image.clone()))?;
+        let mut canonical = status.canonical;
+        let mut reason = status.canonical_reason;
+        // The name the user wrote is only a better hint; if it no longer
+        // leads to this image (the tag moved), the ID-based answer stands.
+        let named = if spec.user_specified_image.is_empty() || spec.user_specified_image == spec.image {
+            None
+        } else {
+            self.images.status(&spec.user_specified_image).await.ok().flatten()
+        };
+        if let Some(named) = named.filter(|n| n.image.id == status.image.id && n.canonical.is_some()) {
+            canonical = named.canonical;
+            reason = None;
+        }
+        Ok(ImageIdentity {
+            requested: spec.image,
+            user_specified: spec.user_specified_image,
+            image_id: status.image.id,
+            canonical: canonical.unwrap_or_default(),
+            canonical_reason: reason.unwrap_or_default(),
+        })
+    }
+
+    pub async fn start(&self, id: &str) -> Result<(), ContainerError> {
+        let details = self.get(id).await?;
+        let log_path = labels::get(&details.labels, labels::LOG_PATH);
+        if !log_path.is_empty() {
+            // The file exists before the first line, so kubelet can open it at once.
+            let path = PathBuf::from(&log_path);
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|source| ContainerError::Log { path: log_path.clone(), source })?;
+            }
+        }
+        match self.docker.start_container(&details.id).await {
+            Ok(()) | Err(DockerError::NotModified) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !log_path.is_empty() {
+            self.logs.follow(&details.id, PathBuf::from(log_path));
+        }
+        Ok(())
+    }
+
+    /// Stops with SIGTERM (or the image's stop signal), SIGKILL after
+    /// `timeout` seconds. Stopping a stopped or removed container succeeds.
+    pub async fn stop(&self, id: &str, timeout: i64) -> Result<(), ContainerError> {
+        let Some(details) = self.find(id).await? else { return Ok(()) };
+        match self.docker.stop_container(&details.id, timeout).await {
+            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removing an absent container succeeds.
+    pub async fn remove(&self, id: &str) -> Result<(), ContainerError> {
+        let Some(details) = self.find(id).await? else { return Ok(()) };
+        match self.docker.remove_container(&details.id).await {
+            Ok(()) | Err(DockerError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.logs.forget(&details.id).await;
+        Ok(())
+    }
+
+    pub async fn status(&self, id: &str, verbose: bool) -> Result<api::ContainerStatusResponse, ContainerError> {
+        let d = self.get(id).await?;
+        let user = if d.state.running { status::process_user(d.state.pid) } else { None };
+        let mut info = std::collections::HashMap::new();
+        if verbose {
+            let detail = serde_json::json!({
+                "pid": d.state.pid,
+                "dockerName": d.name,
+                "sandboxId": labels::get(&d.labels, labels::SANDBOX_ID),
+                "imageId": labels::get(&d.labels, labels::IMAGE_ID),
+                "canonicalImageId": labels::get(&d.labels, labels::CANONICAL_IMAGE_ID),
+                "canonicalImageIdReason": labels::get(&d.labels, labels::CANONICAL_REASON),
+                "dockerImageId": d.image_id,
+                "logPath": labels::get(&d.labels, labels::LOG_PATH),
+            });
+            info.insert("info".to_string(), detail.to_string());
+        }
+        Ok(api::ContainerStatusResponse { status: Some(status::container_status(&d, user)), info })
+    }
+
+    pub async fn list(&self, filter: Option<&api::ContainerFilter>) -> Result<Vec<api::Container>, ContainerError> {
+        let summaries = self.docker.list_containers(&[&labels::kind_filter(labels::KIND_CONTAINER)]).await?;
+        let mut containers: Vec<api::Container> =
+            summaries.iter().map(status::container).filter(|c| filter.is_none_or(|f| status::matches(c, f))).collect();
+        containers.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(containers)
+    }
+
+    pub async fn update_resources(
+        &self,
+        id: &str,
+        resources: Option<&api::LinuxContainerResources>,
+    ) -> Result<(), ContainerError> {
+        let resources = resources.ok_or_else(|| invalid("linux resources are required"))?;
+        let details = self.get(id).await?;
+        self.docker.update_resources(&details.id, spec::docker_resources(resources)).await?;
+        Ok(())
+    }
+
+    /// Closes and reopens the container's log file after kubelet rotated it.
+    pub async fn reopen_log(&self, id: &str) -> Result<(), ContainerError> {
+        let details = self.get(id).await?;
+        if !details.state.running {
+            return Err(ContainerError::NotRunning(details.id));
+        }
+        let log_path = labels::get(&details.labels, labels::LOG_PATH);
+        let reopened = self
+            .logs
+            .reopen(&details.id)
+            .await
+            .map_err(|source| ContainerError::Log { path: log_path.clone(), source })?;
+        if !reopened && !log_path.is_empty() {
+            // No copier runs (e.g. it ended with a Docker hiccup): start one on the new file.
+            self.logs.follow(&details.id, PathBuf::from(log_path));
+        }
+        Ok(())
+    }
+
+    /// Runs a command to completion. `timeout` 0 waits indefinitely; past a
+    /// positive timeout the process is killed and the call fails.
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: i64,
+    ) -> Result<api::ExecSyncResponse, ContainerError> {
+        if cmd.is_empty() {
+            return Err(invalid("cmd is required"));
+        }
+        let details = self.get(id).await?;
+        if !details.state.running {
+            return Err(ContainerError::NotRunning(details.id));
+        }
+        let limit = (timeout > 0).then(|| Duration::from_secs(timeout as u64));
+        let out = self.docker.exec(&details.id, cmd, limit, EXEC_OUTPUT_CAP).await?;
+        let exit_code = out.exit_code.ok_or_else(|| ContainerError::ExecTimeout(details.id.clone()))?;
+        Ok(api::ExecSyncResponse { stdout: out.stdout, stderr: out.stderr, exit_code })
+    }
+
+    /// After a restart: resume copying logs (catching up on what was
+    /// printed meanwhile) and remove containers whose pod no longer exists,
+    /// for the containers this instance created.
+    pub async fn recover(&self) -> Result<(), ContainerError> {
+        let ours = format!("{}={}", labels::ROOT_DIR, self.root_dir);
+        let containers = self.docker.list_containers(&[&labels::kind_filter(labels::KIND_CONTAINER), &ours]).await?;
+        for c in containers {
+            let sandbox_id = labels::get(&c.labels, labels::SANDBOX_ID);
+            if self.sandboxes.find(&sandbox_id).await.ok().flatten().is_none() {
+                tracing::warn!(container_id = %c.id, sandbox_id = %sandbox_id, "removing container whose pod sandbox is gone");
+                let _ = self.docker.remove_container(&c.id).await;
+                continue;
+            }
+            let log_path = labels::get(&c.labels, labels::LOG_PATH);
+            if !log_path.is_empty() && c.status != "created" {
+                self.logs.follow(&c.id, PathBuf::from(log_path));
+            }
+        }
+        Ok(())
+    }
+
+    async fn find(&self, id: &str) -> Result<Option<ContainerDetails>, ContainerError> {
+        if id.is_empty() {
+            return Err(invalid("container id is required"));
+        }
+        let details = self.docker.inspect_container(id).await?;
+        Ok(details.filter(|d| labels::get(&d.labels, labels::KIND) == labels::KIND_CONTAINER))
+    }
+
+    async fn get(&self, id: &str) -> Result<ContainerDetails, ContainerError> {
+        self.find(id).await?.ok_or_else(|| ContainerError::NotFound(id.to_string()))
+    }
+}
+
+fn invalid(why: &str) -> ContainerError {
+    ContainerError::InvalidConfig(why.to_string())
+}

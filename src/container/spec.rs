@@ -1,0 +1,248 @@
+//! ContainerConfig → the container Docker creates inside a pod.
+
+use std::collections::HashMap;
+
+use super::error::ContainerError;
+use super::labels;
+use super::security::{apparmor_option, seccomp_option};
+use crate::cri::api;
+use crate::docker::{CreateSpec, DeviceSpec, Resources};
+use crate::host::HostLimits;
+use crate::sandbox::Sandbox;
+
+/// The image a container is created from, as resolved at creation.
+#[derive(Debug, Clone, Default)]
+pub struct ImageIdentity {
+    pub requested: String,
+    pub user_specified: String,
+    pub image_id: String,
+    pub canonical: String,
+    pub canonical_reason: String,
+}
+
+pub fn create_spec(
+    config: &api::ContainerConfig,
+    sandbox: &Sandbox,
+    image: &ImageIdentity,
+    limits: &HostLimits,
+    created_at: i64,
+) -> Result<CreateSpec, ContainerError> {
+    let metadata = config.metadata.clone().unwrap_or_default();
+    let linux = config.linux.clone().unwrap_or_default();
+    let security = linux.security_context.clone().unwrap_or_default();
+    let namespaces = security.namespace_options.clone().unwrap_or_default();
+    let sandbox_ref = format!("container:{}", sandbox.id);
+
+    let log_path = log_path(&sandbox.log_directory, &config.log_path);
+    let l = HashMap::from([
+        (labels::KIND.to_string(), labels::KIND_CONTAINER.to_string()),
+        (labels::SANDBOX_ID.to_string(), sandbox.id.clone()),
+        (labels::NAME.to_string(), metadata.name.clone()),
+        (labels::ATTEMPT.to_string(), metadata.attempt.to_string()),
+        (labels::CREATED_AT.to_string(), created_at.to_string()),
+        (labels::LABELS.to_string(), labels::encode_map(&config.labels)),
+        (labels::ANNOTATIONS.to_string(), labels::encode_map(&config.annotations)),
+        (labels::LOG_PATH.to_string(), log_path),
+        (labels::IMAGE_REQUESTED.to_string(), image.requested.clone()),
+        (labels::IMAGE_USER_SPECIFIED.to_string(), image.user_specified.clone()),
+        (labels::IMAGE_ID.to_string(), image.image_id.clone()),
+        (labels::CANONICAL_IMAGE_ID.to_string(), image.canonical.clone()),
+        (labels::CANONICAL_REASON.to_string(), image.canonical_reason.clone()),
+    ]);
+
+    let mut security_opt = Vec::new();
+    // The deprecated path fields are what older kubelets still send.
+    #[allow(deprecated)]
+    let (seccomp_path, apparmor_name) = (&security.seccomp_profile_path, &security.apparmor_profile);
+    let seccomp = seccomp_option(security.seccomp.as_ref(), seccomp_path);
+    security_opt.extend(seccomp.map_err(ContainerError::InvalidConfig)?);
+    security_opt.extend(apparmor_option(security.apparmor.as_ref(), apparmor_name));
+    if security.no_new_privs {
+        security_opt.push("no-new-privileges".to_string());
+    }
+    let capabilities = security.capabilities.clone().unwrap_or_default();
+    let resources = linux.resources.clone().unwrap_or_default();
+
+    Ok(CreateSpec {
+        name: labels::docker_name(
+            &metadata.name,
+            &sandbox.metadata.name,
+            &sandbox.metadata.namespace,
+            &sandbox.metadata.uid,
+            metadata.attempt,
+        ),
+        image: image.image_id.clone(),
+        labels: l,
+        entrypoint: (!config.command.is_empty()).then(|| config.command.clone()),
+        cmd: (!config.args.is_empty()).then(|| config.args.clone()),
+        // Docker's API carries environment values as strings.
+        env: config.envs.iter().map(|kv| format!("{}={}", kv.key, String::from_utf8_lossy(&kv.value))).collect(),
+        working_dir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
+        user: user(&security),
+        tty: config.tty,
+        open_stdin: config.stdin,
+        stdin_once: config.stdin_once,
+        stop_signal: stop_signal(config.stop_signal()),
+        network_mode: Some(sandbox_ref.clone()),
+        ipc_mode: Some(match namespaces.ipc() {
+            api::NamespaceMode::Node => "host".to_string(),
+            _ => sandbox_ref.clone(),
+        }),
+        pid_mode: match namespaces.pid() {
+            api::NamespaceMode::Pod => Some(sandbox_ref),
+            api::NamespaceMode::Node => Some("host".to_string()),
+            api::NamespaceMode::Target => Some(format!("container:{}", namespaces.target_id)),
+            api::NamespaceMode::Container => None,
+        },
+        binds: config.mounts.iter().map(bind).collect::<Result<_, _>>()?,
+        devices: config
+            .devices
+            .iter()
+            .map(|d| DeviceSpec {
+                host_path: d.host_path.clone(),
+                container_path: d.container_path.clone(),
+                permissions: if d.permissions.is_empty() { "rwm".to_string() } else { d.permissions.clone() },
+            })
+            .collect(),
+        privileged: security.privileged,
+        cap_add: capabilities.add_capabilities,
+        cap_drop: capabilities.drop_capabilities,
+        group_add: security.supplemental_groups.iter().map(|g| g.to_string()).collect(),
+        readonly_rootfs: security.readonly_rootfs,
+        security_opt,
+        // Docker refuses masked paths on privileged containers; kubelet sends none then.
+        masked_paths: (!security.privileged && !security.masked_paths.is_empty())
+            .then(|| security.masked_paths.clone()),
+        readonly_paths: (!security.privileged && !security.readonly_paths.is_empty())
+            .then(|| security.readonly_paths.clone()),
+        cgroup_parent: sandbox_cgroup_parent(sandbox),
+        runtime: (!sandbox.runtime_handler.is_empty()).then(|| sandbox.runtime_handler.clone()),
+        oom_score_adj: Some(limits.oom_score_adj(resources.oom_score_adj)),
+        resources: docker_resources(&resources),
+        ..Default::default()
+    })
+}
+
+/// Containers live in their pod's cgroup, kept on the sandbox's labels.
+fn sandbox_cgroup_parent(sandbox: &Sandbox) -> Option<String> {
+    (!sandbox.cgroup_parent.is_empty()).then(|| sandbox.cgroup_parent.clone())
+}
+
+/// The log file: the sandbox's log directory joined with the container's
+/// relative path; empty when either is unset (then no log is written).
+pub fn log_path(directory: &str, relative: &str) -> String {
+    if directory.is_empty() || relative.is_empty() {
+        return String::new();
+    }
+    std::path::Path::new(directory).join(relative).display().to_string()
+}
+
+fn user(security: &api::LinuxContainerSecurityContext) -> Option<String> {
+    let name = match (&security.run_as_user, security.run_as_username.as_str()) {
+        (Some(uid), _) => uid.value.to_string(),
+        // Docker cannot pair the image's own user with another group.
+        (None, "") => return None,
+        (None, name) => name.to_string(),
+    };
+    Some(match &security.run_as_group {
+        Some(gid) => format!("{name}:{}", gid.value),
+        None => name,
+    })
+}
+
+fn stop_signal(signal: api::Signal) -> Option<String> {
+    match signal {
+        api::Signal::RuntimeDefault => None,
+        other => Some(other.as_str_name().trim_start_matches("SIGNAL_").to_string()),
+    }
+}
+
+/// A CRI mount as a Docker bind (`src:dst:opts`). The host path must
+/// exist: Docker would silently create a missing one as a directory.
+fn bind(mount: &api::Mount) -> Result<String, ContainerError> {
+    if mount.host_path.is_empty() || mount.container_path.is_empty() {
+        return Err(ContainerError::InvalidConfig("a mount needs host_path and container_path".to_string()));
+    }
+    if std::fs::symlink_metadata(&mount.host_path).is_err() {
+        return Err(ContainerError::InvalidConfig(format!("mount source {} does not exist", mount.host_path)));
+    }
+    let mut options = vec![if mount.readonly { "ro" } else { "rw" }];
+    options.push(match mount.propagation() {
+        api::MountPropagation::PropagationPrivate => "rprivate",
+        api::MountPropagation::PropagationHostToContainer => "rslave",
+        api::MountPropagation::PropagationBidirectional => "rshared",
+    });
+    if mount.selinux_relabel {
+        options.push("Z");
+    }
+    Ok(format!("{}:{}:{}", mount.host_path, mount.container_path, options.join(",")))
+}
+
+pub fn docker_resources(r: &api::LinuxContainerResources) -> Resources {
+    let positive = |v: i64| (v > 0).then_some(v);
+    let memory = positive(r.memory_limit_in_bytes);
+    Resources {
+        cpu_period: positive(r.cpu_period),
+        cpu_quota: positive(r.cpu_quota),
+        cpu_shares: positive(r.cpu_shares),
+        memory,
+        // No swap beyond the memory limit unless kubelet asks for it.
+        memory_swap: positive(r.memory_swap_limit_in_bytes).or(memory),
+        cpuset_cpus: (!r.cpuset_cpus.is_empty()).then(|| r.cpuset_cpus.clone()),
+        cpuset_mems: (!r.cpuset_mems.is_empty()).then(|| r.cpuset_mems.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_carry_mode_and_propagation() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().display().to_string();
+        let mount = api::Mount {
+            host_path: host.clone(),
+            container_path: "/data".into(),
+            readonly: true,
+            propagation: api::MountPropagation::PropagationHostToContainer as i32,
+            ..Default::default()
+        };
+        assert_eq!(bind(&mount).unwrap(), format!("{host}:/data:ro,rslave"));
+        let missing =
+            api::Mount { host_path: "/nonexistent/pinshim".into(), container_path: "/x".into(), ..Default::default() };
+        assert!(matches!(bind(&missing), Err(ContainerError::InvalidConfig(m)) if m.contains("/nonexistent/pinshim")));
+    }
+
+    #[test]
+    fn users() {
+        let mut s = api::LinuxContainerSecurityContext::default();
+        assert_eq!(user(&s), None);
+        s.run_as_user = Some(api::Int64Value { value: 1000 });
+        assert_eq!(user(&s).as_deref(), Some("1000"));
+        s.run_as_group = Some(api::Int64Value { value: 2000 });
+        assert_eq!(user(&s).as_deref(), Some("1000:2000"));
+        s.run_as_user = None;
+        s.run_as_username = "nobody".into();
+        assert_eq!(user(&s).as_deref(), Some("nobody:2000"));
+    }
+
+    #[test]
+    fn memory_limit_implies_no_swap() {
+        let r = api::LinuxContainerResources { memory_limit_in_bytes: 1 << 24, cpu_shares: 2, ..Default::default() };
+        let d = docker_resources(&r);
+        assert_eq!((d.memory, d.memory_swap, d.cpu_shares, d.cpu_quota), (Some(1 << 24), Some(1 << 24), Some(2), None));
+    }
+
+    #[test]
+    fn log_paths_join() {
+        assert_eq!(log_path("/var/log/pods/x", "c/0.log"), "/var/log/pods/x/c/0.log");
+        assert_eq!(log_path("", "c/0.log"), "");
+    }
+
+    #[test]
+    fn stop_signals() {
+        assert_eq!(stop_signal(api::Signal::RuntimeDefault), None);
+        assert_eq!(stop_signal(api::Signal::Sigusr1).as_deref(), Some("SIGUSR1"));
+    }
+}

@@ -1,0 +1,337 @@
+//! Container calls: create, start, stop, remove, inspect, list, update.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, ContainerUpdateBody, DeviceMapping, HostConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+
+use super::{Docker, DockerError};
+use crate::time::parse_rfc3339_nanos;
+
+/// What pinshim asks Docker to create. Only the fields pinshim sets.
+#[derive(Debug, Clone, Default)]
+pub struct CreateSpec {
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub hostname: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub stop_signal: Option<String>,
+    /// `80/tcp` → bindings on the host.
+    pub ports: Vec<PortSpec>,
+    pub network_mode: Option<String>,
+    pub ipc_mode: Option<String>,
+    pub pid_mode: Option<String>,
+    pub binds: Vec<String>,
+    pub devices: Vec<DeviceSpec>,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub group_add: Vec<String>,
+    pub readonly_rootfs: bool,
+    pub security_opt: Vec<String>,
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
+    pub sysctls: HashMap<String, String>,
+    pub cgroup_parent: Option<String>,
+    pub runtime: Option<String>,
+    pub oom_score_adj: Option<i64>,
+    pub resources: Resources,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PortSpec {
+    /// `<port>/<protocol>`, e.g. `80/tcp`.
+    pub container_port: String,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceSpec {
+    pub host_path: String,
+    pub container_path: String,
+    pub permissions: String,
+}
+
+/// cgroup resource settings; `None` leaves Docker's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    pub cpu_period: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+}
+
+/// Run state as Docker reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunState {
+    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited` or `dead`.
+    pub status: String,
+    pub running: bool,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    pub error: String,
+    /// Nanoseconds since the epoch; 0 when it never happened.
+    pub started_at: i64,
+    pub finished_at: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MountInfo {
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+    pub propagation: String,
+}
+
+/// What `docker inspect` says of a container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerDetails {
+    pub id: String,
+    pub name: String,
+    /// Docker's image ID the container was created from.
+    pub image_id: String,
+    pub labels: HashMap<String, String>,
+    pub created_at: i64,
+    pub state: RunState,
+    pub ipv4: String,
+    pub ipv6: String,
+    pub resolv_conf_path: String,
+    pub mounts: Vec<MountInfo>,
+    pub user: String,
+    pub resources: Resources,
+}
+
+/// One line of `docker ps -a`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// Seconds since the epoch.
+    pub created: i64,
+    pub status: String,
+}
+
+impl Docker {
+    pub async fn create_container(&self, spec: CreateSpec) -> Result<String, DockerError> {
+        let client = self.client().await?;
+        let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let body = create_body(spec);
+        let created = client.create_container(Some(options), body).await.map_err(|e| self.error(e))?;
+        Ok(created.id)
+    }
+
+    pub async fn start_container(&self, id: &str) -> Result<(), DockerError> {
+        let client = self.client().await?;
+        client.start_container(id, None).await.map_err(|e| self.error(e))
+    }
+
+    /// Stops with the container's stop signal, then SIGKILL after `timeout_secs`.
+    pub async fn stop_container(&self, id: &str, timeout_secs: i64) -> Result<(), DockerError> {
+        let client = self.client().await?;
+        let t = i32::try_from(timeout_secs.max(0)).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::default().t(t).build();
+        match client.stop_container(id, Some(options)).await.map_err(|e| self.error(e)) {
+            Err(DockerError::NotModified) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Removes a container and its anonymous volumes, running or not.
+    pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+        let client = self.client().await?;
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        client.remove_container(id, Some(options)).await.map_err(|e| self.error(e))
+    }
+
+    pub async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>, DockerError> {
+        let client = self.client().await?;
+        let c = match client.inspect_container(id, None).await.map_err(|e| self.error(e)) {
+            Ok(c) => c,
+            Err(DockerError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let state = c.state.unwrap_or_default();
+        let network = c.network_settings.and_then(|n| n.networks).unwrap_or_default();
+        let endpoint = network.into_values().next().unwrap_or_default();
+        let config = c.config.unwrap_or_default();
+        let host = c.host_config.unwrap_or_default();
+        Ok(Some(ContainerDetails {
+            id: c.id.unwrap_or_default(),
+            name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            image_id: c.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default(),
+            created_at: c.created.as_deref().and_then(parse_rfc3339_nanos).unwrap_or_default(),
+            state: RunState {
+                status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+                running: state.running.unwrap_or_default(),
+                pid: state.pid.unwrap_or_default(),
+                exit_code: state.exit_code.unwrap_or_default(),
+                oom_killed: state.oom_killed.unwrap_or_default(),
+                error: state.error.unwrap_or_default(),
+                started_at: state.started_at.as_deref().and_then(parse_rfc3339_nanos).unwrap_or_default(),
+                finished_at: state.finished_at.as_deref().and_then(parse_rfc3339_nanos).unwrap_or_default(),
+            },
+            ipv4: endpoint.ip_address.unwrap_or_default(),
+            ipv6: endpoint.global_ipv6_address.unwrap_or_default(),
+            resolv_conf_path: c.resolv_conf_path.unwrap_or_default(),
+            mounts: c
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| MountInfo {
+                    source: m.source.unwrap_or_default(),
+                    destination: m.destination.unwrap_or_default(),
+                    read_only: !m.rw.unwrap_or(true),
+                    propagation: m.propagation.unwrap_or_default(),
+                })
+                .collect(),
+            user: config.user.unwrap_or_default(),
+            resources: Resources {
+                cpu_period: host.cpu_period,
+                cpu_quota: host.cpu_quota,
+                cpu_shares: host.cpu_shares,
+                memory: host.memory,
+                memory_swap: host.memory_swap,
+                cpuset_cpus: host.cpuset_cpus,
+                cpuset_mems: host.cpuset_mems,
+            },
+        }))
+    }
+
+    /// Every container (running or not) carrying all of `labels` (`key` or `key=value`).
+    pub async fn list_containers(&self, labels: &[&str]) -> Result<Vec<ContainerSummary>, DockerError> {
+        let client = self.client().await?;
+        let filters = HashMap::from([("label", labels.to_vec())]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = client.list_containers(Some(options)).await.map_err(|e| self.error(e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerSummary {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                labels: c.labels.unwrap_or_default(),
+                created: c.created.unwrap_or_default(),
+                status: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Changes the cgroup limits of a live container.
+    pub async fn update_resources(&self, id: &str, r: Resources) -> Result<(), DockerError> {
+        let client = self.client().await?;
+        let body = ContainerUpdateBody {
+            cpu_period: r.cpu_period,
+            cpu_quota: r.cpu_quota,
+            cpu_shares: r.cpu_shares,
+            memory: r.memory,
+            memory_swap: r.memory_swap,
+            cpuset_cpus: r.cpuset_cpus,
+            cpuset_mems: r.cpuset_mems,
+            ..Default::default()
+        };
+        client.update_container(id, body).await.map_err(|e| self.error(e))
+    }
+}
+
+fn create_body(spec: CreateSpec) -> ContainerCreateBody {
+    let exposed: Vec<String> = spec.ports.iter().map(|p| p.container_port.clone()).collect();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        let binding = PortBinding {
+            host_ip: (!p.host_ip.is_empty()).then(|| p.host_ip.clone()),
+            host_port: (p.host_port != 0).then(|| p.host_port.to_string()),
+        };
+        bindings
+            .entry(p.container_port.clone())
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_default()
+            .push(binding);
+    }
+    let r = spec.resources;
+    let host_config = HostConfig {
+        binds: non_empty(spec.binds),
+        network_mode: spec.network_mode,
+        ipc_mode: spec.ipc_mode,
+        pid_mode: spec.pid_mode,
+        port_bindings: (!bindings.is_empty()).then_some(bindings),
+        devices: non_empty(
+            spec.devices
+                .into_iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.host_path),
+                    path_in_container: Some(d.container_path),
+                    cgroup_permissions: Some(d.permissions),
+                })
+                .collect(),
+        ),
+        privileged: Some(spec.privileged),
+        cap_add: non_empty(spec.cap_add),
+        cap_drop: non_empty(spec.cap_drop),
+        group_add: non_empty(spec.group_add),
+        readonly_rootfs: Some(spec.readonly_rootfs),
+        security_opt: non_empty(spec.security_opt),
+        masked_paths: spec.masked_paths,
+        readonly_paths: spec.readonly_paths,
+        sysctls: (!spec.sysctls.is_empty()).then_some(spec.sysctls),
+        cgroup_parent: spec.cgroup_parent,
+        runtime: spec.runtime,
+        oom_score_adj: spec.oom_score_adj,
+        cpu_period: r.cpu_period,
+        cpu_quota: r.cpu_quota,
+        cpu_shares: r.cpu_shares,
+        memory: r.memory,
+        memory_swap: r.memory_swap,
+        cpuset_cpus: r.cpuset_cpus,
+        cpuset_mems: r.cpuset_mems,
+        // kubelet restarts containers itself; Docker must not.
+        restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        hostname: spec.hostname,
+        user: spec.user,
+        tty: Some(spec.tty),
+        open_stdin: Some(spec.open_stdin),
+        stdin_once: Some(spec.stdin_once),
+        attach_stdin: Some(spec.open_stdin),
+        env: non_empty(spec.env),
+        cmd: spec.cmd,
+        entrypoint: spec.entrypoint,
+        image: Some(spec.image),
+        working_dir: spec.working_dir,
+        labels: Some(spec.labels),
+        stop_signal: spec.stop_signal,
+        exposed_ports: non_empty(exposed),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}

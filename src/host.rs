@@ -1,0 +1,77 @@
+//! What this host lets containers do, detected once at start-up so pinshim
+//! degrades with one warning instead of failing every pod.
+
+use serde::Serialize;
+
+/// `CAP_SYS_RESOURCE`: needed to give a process a negative OOM score.
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Kubelet's customary OOM score for pod infra containers.
+pub const SANDBOX_OOM_SCORE_ADJ: i64 = -998;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostLimits {
+    /// Negative `oom_score_adj` values can be set.
+    pub negative_oom_score_adj: bool,
+    /// The capability bounding set is complete, so privileged containers can start.
+    pub privileged: bool,
+}
+
+impl HostLimits {
+    pub fn detect() -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40);
+        let effective = cap_mask(&status, "CapEff:");
+        let bounding = cap_mask(&status, "CapBnd:");
+        let all = if last_cap >= 63 { u64::MAX } else { (1u64 << (last_cap + 1)) - 1 };
+        let limits = HostLimits {
+            negative_oom_score_adj: effective & (1 << CAP_SYS_RESOURCE) != 0,
+            privileged: bounding & all == all,
+        };
+        if !limits.negative_oom_score_adj {
+            tracing::warn!("no CAP_SYS_RESOURCE: negative OOM scores (sandboxes, guaranteed pods) are raised to 0");
+        }
+        if !limits.privileged {
+            tracing::warn!("incomplete capability bounding set: privileged containers will fail to start");
+        }
+        limits
+    }
+
+    /// The OOM score to ask for, raised to 0 where negative ones are refused.
+    pub fn oom_score_adj(&self, wanted: i64) -> i64 {
+        if wanted < 0 && !self.negative_oom_score_adj { 0 } else { wanted }
+    }
+}
+
+fn cap_mask(status: &str, field: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_capability_masks() {
+        let status = "Name:\tx\nCapEff:\t000001fffeffffff\nCapBnd:\t000001ffffffffff\n";
+        assert_eq!(cap_mask(status, "CapEff:") & (1 << CAP_SYS_RESOURCE), 0);
+        assert_eq!(cap_mask(status, "CapBnd:"), 0x1ff_ffff_ffff);
+    }
+
+    #[test]
+    fn clamps_only_when_unsupported() {
+        let limited = HostLimits { negative_oom_score_adj: false, privileged: false };
+        assert_eq!(limited.oom_score_adj(-998), 0);
+        assert_eq!(limited.oom_score_adj(500), 500);
+        let full = HostLimits { negative_oom_score_adj: true, privileged: true };
+        assert_eq!(full.oom_score_adj(-998), -998);
+    }
+}

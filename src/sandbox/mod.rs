@@ -1,0 +1,291 @@
+//! Pod sandboxes: one pause container per pod holds its network and IPC
+//! namespaces; its labels hold the pod's CRI metadata.
+
+mod dns;
+mod error;
+mod spec;
+
+pub use dns::DnsConfig;
+pub use error::SandboxError;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::container::labels;
+use crate::cri::api;
+use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError};
+use crate::host::HostLimits;
+use crate::image::ImageService;
+use crate::time::now_nanos;
+
+/// How long the pause container gets to exit on SIGTERM before SIGKILL.
+const PAUSE_STOP_TIMEOUT_SECS: i64 = 10;
+
+/// Settings of the sandbox service.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub infra_image: String,
+    pub limits: HostLimits,
+}
+
+pub struct SandboxService {
+    docker: Docker,
+    images: Arc<ImageService>,
+    config: SandboxConfig,
+}
+
+/// A sandbox as stored in Docker, read back from its labels.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub id: String,
+    pub metadata: api::PodSandboxMetadata,
+    pub ready: bool,
+    pub created_at: i64,
+    pub labels: HashMap<String, String>,
+    pub annotations: HashMap<String, String>,
+    pub runtime_handler: String,
+    pub log_directory: String,
+    pub cgroup_parent: String,
+    pub namespaces: api::NamespaceOption,
+}
+
+impl SandboxService {
+    pub fn new(docker: Docker, images: Arc<ImageService>, config: SandboxConfig) -> Self {
+        SandboxService { docker, images, config }
+    }
+
+    /// Creates and starts the pod's pause container; returns the sandbox ID.
+    pub async fn run(&self, config: &api::PodSandboxConfig, runtime_handler: &str) -> Result<String, SandboxError> {
+        let metadata = config.metadata.as_ref().ok_or_else(|| invalid("metadata is required"))?;
+        if metadata.name.is_empty() || metadata.uid.is_empty() || metadata.namespace.is_empty() {
+            return Err(invalid("metadata needs name, uid and namespace"));
+        }
+        let runtime = self.runtime_for(runtime_handler).await?;
+        let image_id = self.infra_image().await?;
+        let spec = spec::create_spec(config, runtime_handler, runtime, &image_id, &self.config.limits, now_nanos())?;
+        let name = spec.name.clone();
+        let id = match self.docker.create_container(spec.clone()).await {
+            Err(DockerError::Conflict(_)) => {
+                self.replace_leftover(&name).await?;
+                self.docker.create_container(spec).await?
+            }
+            other => other?,
+        };
+        if let Err(e) = self.start(&id, config).await {
+            // A pod that did not start must not linger half-made.
+            let _ = self.docker.remove_container(&id).await;
+            return Err(e);
+        }
+        tracing::info!(sandbox_id = %id, pod = %metadata.name, namespace = %metadata.namespace, "pod sandbox running");
+        Ok(id)
+    }
+
+    async fn start(&self, id: &str, config: &api::PodSandboxConfig) -> Result<(), SandboxError> {
+        self.docker.start_container(id).await?;
+        let dns = config.dns_config.as_ref().map(spec::dns_config).unwrap_or_default();
+        if dns.is_empty() {
+            return Ok(());
+        }
+        let details = self.docker.inspect_container(id).await?.ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
+        let path = details.resolv_conf_path;
+        tokio::fs::write(&path, dns.render()).await.map_err(|source| SandboxError::Io { path, source })
+    }
+
+    /// A leftover of an earlier, interrupted attempt with the same name is
+    /// removed if it never became a running pod; a live one is a conflict.
+    async fn replace_leftover(&self, name: &str) -> Result<(), SandboxError> {
+        match self.docker.inspect_container(name).await? {
+            Some(old) if labels::get(&old.labels, labels::KIND) == labels::KIND_SANDBOX && !old.state.running => {
+                tracing::warn!(name, sandbox_id = %old.id, "removing leftover sandbox container with the same name");
+                self.remove(&old.id).await
+            }
+            _ => Err(SandboxError::AlreadyExists(name.to_string())),
+        }
+    }
+
+    async fn runtime_for(&self, handler: &str) -> Result<Option<String>, SandboxError> {
+        if handler.is_empty() {
+            return Ok(None);
+        }
+        let known = self.docker.info().await?.runtimes;
+        if known.iter().any(|r| r == handler) {
+            Ok(Some(handler.to_string()))
+        } else {
+            Err(SandboxError::UnknownRuntimeHandler { handler: handler.to_string(), known })
+        }
+    }
+
+    /// The pause image's ID, pulled by digest the first time (credentials
+    /// from Docker's config.json: kubelet sends none for it).
+    async fn infra_image(&self) -> Result<String, SandboxError> {
+        let image = &self.config.infra_image;
+        let failed = |source| SandboxError::InfraImage { image: image.clone(), source };
+        if let Some(status) = self.images.status(image).await.map_err(failed)? {
+            return Ok(status.image.id);
+        }
+        Ok(self.images.pull(image, None).await.map_err(failed)?.image_id)
+    }
+
+    /// Stops every container of the pod, then the pause container. Stopping
+    /// a stopped or removed sandbox succeeds.
+    pub async fn stop(&self, id: &str) -> Result<(), SandboxError> {
+        let Some(sandbox) = self.find(id).await? else { return Ok(()) };
+        for container in self.members(&sandbox.id).await? {
+            ignore_missing(self.docker.stop_container(&container.id, 0).await)?;
+        }
+        ignore_missing(self.docker.stop_container(&sandbox.id, PAUSE_STOP_TIMEOUT_SECS).await)?;
+        Ok(())
+    }
+
+    /// Removes the pod's containers and the pause container. Removing an
+    /// absent sandbox succeeds.
+    pub async fn remove(&self, id: &str) -> Result<(), SandboxError> {
+        let Some(sandbox) = self.find(id).await? else { return Ok(()) };
+        for container in self.members(&sandbox.id).await? {
+            ignore_missing(self.docker.remove_container(&container.id).await)?;
+        }
+        ignore_missing(self.docker.remove_container(&sandbox.id).await)?;
+        Ok(())
+    }
+
+    async fn members(&self, sandbox_id: &str) -> Result<Vec<ContainerSummary>, SandboxError> {
+        Ok(self.docker.list_containers(&[&format!("{}={sandbox_id}", labels::SANDBOX_ID)]).await?)
+    }
+
+    /// The sandbox `id` names (full ID or unique prefix), if it is pinshim's.
+    pub async fn find(&self, id: &str) -> Result<Option<Sandbox>, SandboxError> {
+        if id.is_empty() {
+            return Err(invalid("pod sandbox id is required"));
+        }
+        Ok(self.docker.inspect_container(id).await?.filter(is_sandbox).map(|d| from_details(&d)))
+    }
+
+    /// Like `find`, but an absent sandbox is `NotFound`.
+    pub async fn get(&self, id: &str) -> Result<(Sandbox, ContainerDetails), SandboxError> {
+        if id.is_empty() {
+            return Err(invalid("pod sandbox id is required"));
+        }
+        let details = self.docker.inspect_container(id).await?.filter(is_sandbox);
+        let details = details.ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
+        Ok((from_details(&details), details))
+    }
+
+    /// PodSandboxStatus: state, IPs, namespaces, labels and annotations.
+    pub async fn status(&self, id: &str, verbose: bool) -> Result<api::PodSandboxStatusResponse, SandboxError> {
+        let (sandbox, details) = self.get(id).await?;
+        let host_network = sandbox.namespaces.network() == api::NamespaceMode::Node;
+        let network = (!host_network).then(|| api::PodSandboxNetworkStatus {
+            ip: details.ipv4.clone(),
+            additional_ips: [details.ipv6.clone()]
+                .into_iter()
+                .filter(|ip| !ip.is_empty())
+                .map(|ip| api::PodIp { ip })
+                .collect(),
+        });
+        let mut info = HashMap::new();
+        if verbose {
+            let detail = serde_json::json!({
+                "pid": details.state.pid,
+                "dockerName": details.name,
+                "image": details.image_id,
+                "resolvConfPath": details.resolv_conf_path,
+                "runtimeHandler": sandbox.runtime_handler,
+                "hostLimits": self.config.limits,
+            });
+            info.insert("info".to_string(), detail.to_string());
+        }
+        let status = api::PodSandboxStatus {
+            id: sandbox.id,
+            metadata: Some(sandbox.metadata),
+            state: state_of(sandbox.ready) as i32,
+            created_at: sandbox.created_at,
+            network,
+            linux: Some(api::LinuxPodSandboxStatus {
+                namespaces: Some(api::Namespace { options: Some(sandbox.namespaces) }),
+            }),
+            labels: sandbox.labels,
+            annotations: sandbox.annotations,
+            runtime_handler: sandbox.runtime_handler,
+        };
+        Ok(api::PodSandboxStatusResponse {
+            status: Some(status),
+            info,
+            containers_statuses: Vec::new(),
+            timestamp: now_nanos(),
+        })
+    }
+
+    /// ListPodSandbox with its filters: ID or ID prefix, state, labels.
+    pub async fn list(&self, filter: Option<&api::PodSandboxFilter>) -> Result<Vec<api::PodSandbox>, SandboxError> {
+        let summaries = self.docker.list_containers(&[&labels::kind_filter(labels::KIND_SANDBOX)]).await?;
+        let mut sandboxes: Vec<api::PodSandbox> = summaries
+            .iter()
+            .map(|s| {
+                let sandbox = from_labels(&s.id, &s.labels, s.status == "running", s.created * 1_000_000_000);
+                api::PodSandbox {
+                    id: sandbox.id,
+                    metadata: Some(sandbox.metadata),
+                    state: state_of(sandbox.ready) as i32,
+                    created_at: sandbox.created_at,
+                    labels: sandbox.labels,
+                    annotations: sandbox.annotations,
+                    runtime_handler: sandbox.runtime_handler,
+                }
+            })
+            .filter(|s| filter.is_none_or(|f| matches(s, f)))
+            .collect();
+        sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(sandboxes)
+    }
+}
+
+fn matches(s: &api::PodSandbox, f: &api::PodSandboxFilter) -> bool {
+    (f.id.is_empty() || s.id.starts_with(&f.id))
+        && f.state.as_ref().is_none_or(|v| v.state == s.state)
+        && f.label_selector.iter().all(|(k, v)| s.labels.get(k) == Some(v))
+}
+
+fn state_of(ready: bool) -> api::PodSandboxState {
+    if ready { api::PodSandboxState::SandboxReady } else { api::PodSandboxState::SandboxNotready }
+}
+
+fn is_sandbox(d: &ContainerDetails) -> bool {
+    labels::get(&d.labels, labels::KIND) == labels::KIND_SANDBOX
+}
+
+fn from_details(d: &ContainerDetails) -> Sandbox {
+    from_labels(&d.id, &d.labels, d.state.running, d.created_at)
+}
+
+/// Reads a sandbox back from its labels. The creation time pinshim stored
+/// wins over Docker's, so list and status agree to the nanosecond.
+fn from_labels(id: &str, l: &HashMap<String, String>, running: bool, docker_created: i64) -> Sandbox {
+    Sandbox {
+        id: id.to_string(),
+        metadata: api::PodSandboxMetadata {
+            name: labels::get(l, labels::NAME),
+            uid: labels::get(l, labels::UID),
+            namespace: labels::get(l, labels::NAMESPACE),
+            attempt: labels::get_u32(l, labels::ATTEMPT),
+        },
+        ready: running,
+        created_at: l.get(labels::CREATED_AT).and_then(|v| v.parse().ok()).unwrap_or(docker_created),
+        labels: labels::decode_map(l, labels::LABELS),
+        annotations: labels::decode_map(l, labels::ANNOTATIONS),
+        runtime_handler: labels::get(l, labels::RUNTIME_HANDLER),
+        log_directory: labels::get(l, labels::LOG_DIRECTORY),
+        cgroup_parent: labels::get(l, labels::CGROUP_PARENT),
+        namespaces: spec::decode_namespaces(&labels::get(l, labels::NAMESPACES)),
+    }
+}
+
+fn invalid(why: &str) -> SandboxError {
+    SandboxError::InvalidConfig(why.to_string())
+}
+
+fn ignore_missing(result: Result<(), DockerError>) -> Result<(), DockerError> {
+    match result {
+        Err(DockerError::NotFound(_)) => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,47 @@
+//! UpdateContainerResources changes a running container's cgroup limits.
+
+mod common;
+
+use common::Shim;
+use common::pods::{self, IDLE};
+use pinshim::cri::api::{LinuxContainerResources, UpdateContainerResourcesRequest};
+use tonic::Code;
+
+#[tokio::test]
+async fn resources_update_and_missing_linux_resources_are_rejected() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "update").await;
+    let pod = pods::run_pod(rt, "update").await;
+    let id = pods::create_and_start(rt, &pod, pods::container_config(&pod, "app", &image, IDLE)).await;
+
+    let missing = UpdateContainerResourcesRequest { container_id: id.clone(), ..Default::default() };
+    let err = rt.clone().update_container_resources(missing).await.expect_err("no linux resources");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+
+    let limits = LinuxContainerResources {
+        cpu_period: 100_000,
+        cpu_quota: 50_000,
+        cpu_shares: 512,
+        memory_limit_in_bytes: 64 << 20,
+        ..Default::default()
+    };
+    let request =
+        UpdateContainerResourcesRequest { container_id: id.clone(), linux: Some(limits), ..Default::default() };
+    rt.clone().update_container_resources(request).await.expect("update");
+
+    let status = pods::status(rt, &id).await;
+    let linux = status.resources.and_then(|r| r.linux).expect("linux resources reported");
+    assert_eq!((linux.cpu_period, linux.cpu_quota, linux.cpu_shares), (100_000, 50_000, 512));
+    assert_eq!(linux.memory_limit_in_bytes, 64 << 20);
+
+    let unknown = UpdateContainerResourcesRequest {
+        container_id: pods::unknown_id(),
+        linux: Some(LinuxContainerResources::default()),
+        ..Default::default()
+    };
+    let err = rt.clone().update_container_resources(unknown).await.expect_err("unknown container");
+    assert_eq!(err.code(), Code::NotFound);
+
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}
