@@ -61,6 +61,11 @@ pub struct Config {
     #[arg(long, env = "PINSHIM_CNI_BIN_DIR", default_value = "/opt/cni/bin")]
     pub cni_bin_dir: PathBuf,
 
+    /// Address of the streaming server for exec, attach and port-forward
+    /// (port 0: any free port). Loopback unless you mean otherwise.
+    #[arg(long, env = "PINSHIM_STREAMING_BIND_ADDR", default_value = "127.0.0.1:0")]
+    pub streaming_bind_addr: String,
+
     /// Log format.
     #[arg(long, env = "PINSHIM_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -12,4 +12,5 @@ pub mod observability;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod stream;
 pub mod time;

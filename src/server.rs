@@ -20,6 +20,7 @@ use crate::host::HostLimits;
 use crate::image::{ImageConfig, ImageError, ImageService};
 use crate::runtime::Runtime;
 use crate::sandbox::{SandboxConfig, SandboxService};
+use crate::stream::Streaming;
 
 /// kubelet's own limit for CRI messages; larger lists must still fit.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -35,6 +36,8 @@ pub enum ServeError {
     SocketInUse(PathBuf),
     #[error("cannot prepare socket {path}: {source}")]
     Socket { path: PathBuf, source: std::io::Error },
+    #[error("cannot start the streaming server on {addr}: {source}")]
+    Streaming { addr: String, source: std::io::Error },
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]
@@ -74,19 +77,23 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     if let Err(e) = containers.recover().await {
         tracing::warn!(error = %e, "could not resume container logs; will retry as containers start");
     }
+    let stop = CancellationToken::new();
+    let streaming = Streaming::start(&config.streaming_bind_addr, docker.clone(), stop.clone())
+        .await
+        .map_err(|source| ServeError::Streaming { addr: config.streaming_bind_addr.clone(), source })?;
     let runtime = Arc::new(Runtime::new(docker, config.network_plugin, config.cni_conf_dir.clone()));
 
     let listener = bind(&socket).await?;
     tracing::info!(socket = %socket.display(), docker = %config.docker_endpoint, "serving CRI");
 
-    let runtime_service = RuntimeServiceServer::new(RuntimeApi::new(runtime, sandboxes, containers))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let runtime_service =
+        RuntimeServiceServer::new(RuntimeApi::new(runtime, sandboxes, containers, Arc::new(streaming)))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let image_service = ImageServiceServer::new(ImageApi::new(images))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
-    let stop = CancellationToken::new();
     let server = tonic::transport::Server::builder()
         .add_service(runtime_service)
         .add_service(image_service)

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cri::api;
-use crate::docker::{ContainerDetails, Docker, DockerError};
+use crate::docker::{ContainerDetails, Docker, DockerError, StdioFlags};
 use crate::host::HostLimits;
 use crate::image::ImageService;
 use crate::sandbox::SandboxService;
+use crate::stream::StreamRequest;
 use crate::time::now_nanos;
 use logs::LogManager;
 use spec::ImageIdentity;
@@ -224,6 +225,44 @@ impl ContainerService {
         Ok(api::ExecSyncResponse { stdout: out.stdout, stderr: out.stderr, exit_code })
     }
 
+    /// Checks an Exec request and turns it into what the streaming server runs.
+    pub async fn exec_request(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        flags: StdioFlags,
+    ) -> Result<StreamRequest, ContainerError> {
+        if cmd.is_empty() {
+            return Err(invalid("cmd is required"));
+        }
+        check_streams(flags)?;
+        let details = self.running(id).await?;
+        Ok(StreamRequest::Exec { container_id: details.id, cmd, flags })
+    }
+
+    /// Checks an Attach request: stdin only for containers created with it,
+    /// and the TTY mode is the container's own.
+    pub async fn attach_request(&self, id: &str, flags: StdioFlags) -> Result<StreamRequest, ContainerError> {
+        let details = self.running(id).await?;
+        if flags.stdin && !details.open_stdin {
+            return Err(ContainerError::InvalidConfig(format!(
+                "container {} was not created with stdin; cannot attach stdin",
+                details.id
+            )));
+        }
+        let flags = StdioFlags { tty: details.tty, stderr: flags.stderr && !details.tty, ..flags };
+        check_streams(flags)?;
+        Ok(StreamRequest::Attach { container_id: details.id, flags })
+    }
+
+    async fn running(&self, id: &str) -> Result<ContainerDetails, ContainerError> {
+        let details = self.get(id).await?;
+        if !details.state.running {
+            return Err(ContainerError::NotRunning(details.id));
+        }
+        Ok(details)
+    }
+
     /// After a restart: resume copying logs (catching up on what was
     /// printed meanwhile) and remove containers whose pod no longer exists,
     /// for the containers this instance created.
@@ -256,6 +295,17 @@ impl ContainerService {
     async fn get(&self, id: &str) -> Result<ContainerDetails, ContainerError> {
         self.find(id).await?.ok_or_else(|| ContainerError::NotFound(id.to_string()))
     }
+}
+
+/// The CRI's rules for stream selection.
+fn check_streams(flags: StdioFlags) -> Result<(), ContainerError> {
+    if !(flags.stdin || flags.stdout || flags.stderr) {
+        return Err(invalid("one of stdin, stdout and stderr must be requested"));
+    }
+    if flags.tty && flags.stderr {
+        return Err(invalid("stderr cannot be requested with a tty: the tty merges it into stdout"));
+    }
+    Ok(())
 }
 
 fn invalid(why: &str) -> ContainerError {

@@ -10,8 +10,10 @@ use tonic::{Request, Response, Status};
 use super::api::{self, runtime_service_server::RuntimeService};
 use super::status::{missing, not_implemented};
 use crate::container::ContainerService;
+use crate::docker::StdioFlags;
 use crate::runtime::{CgroupDriver, Condition, RUNTIME_API_VERSION, RUNTIME_NAME, Runtime};
 use crate::sandbox::SandboxService;
+use crate::stream::Streaming;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -19,11 +21,17 @@ pub struct RuntimeApi {
     runtime: Arc<Runtime>,
     sandboxes: Arc<SandboxService>,
     containers: Arc<ContainerService>,
+    streaming: Arc<Streaming>,
 }
 
 impl RuntimeApi {
-    pub fn new(runtime: Arc<Runtime>, sandboxes: Arc<SandboxService>, containers: Arc<ContainerService>) -> Self {
-        RuntimeApi { runtime, sandboxes, containers }
+    pub fn new(
+        runtime: Arc<Runtime>,
+        sandboxes: Arc<SandboxService>,
+        containers: Arc<ContainerService>,
+        streaming: Arc<Streaming>,
+    ) -> Self {
+        RuntimeApi { runtime, sandboxes, containers, streaming }
     }
 }
 
@@ -263,19 +271,33 @@ impl RuntimeService for RuntimeApi {
         Ok(Response::new(self.containers.exec_sync(&request.container_id, request.cmd, request.timeout).await?))
     }
 
-    async fn exec(&self, _: Request<api::ExecRequest>) -> Result<Response<api::ExecResponse>, Status> {
-        Err(not_implemented("Exec"))
+    #[tracing::instrument(skip_all, fields(container_id))]
+    async fn exec(&self, request: Request<api::ExecRequest>) -> Result<Response<api::ExecResponse>, Status> {
+        let r = request.into_inner();
+        tracing::Span::current().record("container_id", r.container_id.as_str());
+        let flags = StdioFlags { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, tty: r.tty };
+        let stream = self.containers.exec_request(&r.container_id, r.cmd, flags).await?;
+        Ok(Response::new(api::ExecResponse { url: self.streaming.url(stream)? }))
     }
 
-    async fn attach(&self, _: Request<api::AttachRequest>) -> Result<Response<api::AttachResponse>, Status> {
-        Err(not_implemented("Attach"))
+    #[tracing::instrument(skip_all, fields(container_id))]
+    async fn attach(&self, request: Request<api::AttachRequest>) -> Result<Response<api::AttachResponse>, Status> {
+        let r = request.into_inner();
+        tracing::Span::current().record("container_id", r.container_id.as_str());
+        let flags = StdioFlags { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, tty: r.tty };
+        let stream = self.containers.attach_request(&r.container_id, flags).await?;
+        Ok(Response::new(api::AttachResponse { url: self.streaming.url(stream)? }))
     }
 
+    #[tracing::instrument(skip_all, fields(sandbox_id))]
     async fn port_forward(
         &self,
-        _: Request<api::PortForwardRequest>,
+        request: Request<api::PortForwardRequest>,
     ) -> Result<Response<api::PortForwardResponse>, Status> {
-        Err(not_implemented("PortForward"))
+        let r = request.into_inner();
+        tracing::Span::current().record("sandbox_id", r.pod_sandbox_id.as_str());
+        let stream = self.sandboxes.port_forward_request(&r.pod_sandbox_id).await?;
+        Ok(Response::new(api::PortForwardResponse { url: self.streaming.url(stream)? }))
     }
 
     async fn container_stats(

@@ -48,6 +48,7 @@ fn sandbox_code(err: &SandboxError) -> Code {
         SandboxError::InvalidConfig(_) | SandboxError::UnknownRuntimeHandler { .. } => Code::InvalidArgument,
         SandboxError::NotFound(_) => Code::NotFound,
         SandboxError::AlreadyExists(_) => Code::AlreadyExists,
+        SandboxError::NotReady(_) => Code::FailedPrecondition,
         SandboxError::InfraImage { source, .. } => Status::from(source.clone()).code(),
         SandboxError::Io { .. } => Code::Internal,
         SandboxError::Docker(source) => Status::from(source.clone()).code(),
@@ -72,6 +73,16 @@ impl From<ContainerError> for Status {
             ContainerError::Sandbox(source) => sandbox_code(source),
             ContainerError::Image(source) => Status::from(source.clone()).code(),
             ContainerError::Docker(source) => Status::from(source.clone()).code(),
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+impl From<crate::stream::TokenError> for Status {
+    fn from(err: crate::stream::TokenError) -> Self {
+        let code = match &err {
+            crate::stream::TokenError::Full => Code::ResourceExhausted,
+            crate::stream::TokenError::Random(_) => Code::Internal,
         };
         Status::new(code, err.to_string())
     }

@@ -117,6 +117,8 @@ pub struct ContainerDetails {
     pub resolv_conf_path: String,
     pub mounts: Vec<MountInfo>,
     pub user: String,
+    pub tty: bool,
+    pub open_stdin: bool,
     pub resources: Resources,
 }
 
@@ -206,6 +208,8 @@ impl Docker {
                 })
                 .collect(),
             user: config.user.unwrap_or_default(),
+            tty: config.tty.unwrap_or_default(),
+            open_stdin: config.open_stdin.unwrap_or_default(),
             resources: Resources {
                 cpu_period: host.cpu_period,
                 cpu_quota: host.cpu_quota,

@@ -5,6 +5,7 @@ mod containers;
 mod exec;
 mod images;
 mod logs;
+mod stream;
 mod system;
 
 pub use containers::{
@@ -13,6 +14,7 @@ pub use containers::{
 pub use exec::ExecOutput;
 pub use images::DockerImage;
 pub use logs::{LogChunk, OutputStream};
+pub use stream::{Session, StdioFlags};
 pub use system::{DockerInfo, DockerVersion};
 
 use std::sync::Arc;

@@ -11,6 +11,8 @@ pub enum SandboxError {
     NotFound(String),
     #[error("unknown runtime handler {handler:?}; docker knows {known:?}")]
     UnknownRuntimeHandler { handler: String, known: Vec<String> },
+    #[error("pod sandbox {0} is not ready")]
+    NotReady(String),
     #[error("pod sandbox {0} already exists")]
     AlreadyExists(String),
     #[error("pod infra image {image}: {source}")]

@@ -170,6 +170,16 @@ impl SandboxService {
         Ok((from_details(&details), details))
     }
 
+    /// Where a PortForward connects: the running pod's infra process, whose
+    /// network namespace is the pod's.
+    pub async fn port_forward_request(&self, id: &str) -> Result<crate::stream::StreamRequest, SandboxError> {
+        let (sandbox, details) = self.get(id).await?;
+        if !sandbox.ready || details.state.pid <= 0 {
+            return Err(SandboxError::NotReady(sandbox.id));
+        }
+        Ok(crate::stream::StreamRequest::PortForward { sandbox_id: sandbox.id, pid: details.state.pid })
+    }
+
     /// PodSandboxStatus: state, IPs, namespaces, labels and annotations.
     pub async fn status(&self, id: &str, verbose: bool) -> Result<api::PodSandboxStatusResponse, SandboxError> {
         let (sandbox, details) = self.get(id).await?;

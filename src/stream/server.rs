@@ -1,0 +1,149 @@
+//! The streaming HTTP server: one-time URLs, upgraded to WebSocket or SPDY.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_util::sync::CancellationToken;
+
+use super::tokens::{StreamRequest, TokenStore};
+use super::{portforward, websocket};
+use crate::docker::Docker;
+
+type Body = Full<Bytes>;
+
+pub struct Server {
+    pub(super) tokens: TokenStore,
+    docker: Docker,
+}
+
+impl Server {
+    pub fn new(docker: Docker) -> Arc<Self> {
+        Arc::new(Server { tokens: TokenStore::default(), docker })
+    }
+
+    /// Accepts connections until `stop` is cancelled.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: CancellationToken) {
+        loop {
+            let (conn, peer) = tokio::select! {
+                () = stop.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "streaming server cannot accept");
+                        continue;
+                    }
+                },
+            };
+            let this = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let this = this.clone();
+                    async move { Ok::<_, Infallible>(this.handle(req, peer)) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(conn), service)
+                    .with_upgrades();
+                tokio::select! {
+                    result = connection => if let Err(e) = result {
+                        tracing::debug!(error = %e, "streaming connection ended");
+                    },
+                    () = stop.cancelled() => {}
+                }
+            });
+        }
+    }
+
+    fn handle(self: &Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let mut parts = req.uri().path().trim_matches('/').splitn(2, '/');
+        let (kind, token) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        let Some(request) = self.tokens.take(token) else {
+            return plain(StatusCode::NOT_FOUND, "unknown or expired streaming token");
+        };
+        let kind_matches = matches!(
+            (kind, &request),
+            ("exec", StreamRequest::Exec { .. })
+                | ("attach", StreamRequest::Attach { .. })
+                | ("portforward", StreamRequest::PortForward { .. })
+        );
+        if !kind_matches {
+            return plain(StatusCode::NOT_FOUND, "unknown or expired streaming token");
+        }
+        tracing::debug!(%peer, kind, "streaming session");
+        let upgrade = header_str(req.headers(), header::UPGRADE).to_ascii_lowercase();
+        if upgrade.contains("websocket") {
+            let query = req.uri().query().map(str::to_string);
+            let upgraded = hyper::upgrade::on(&mut req);
+            return self.websocket(req.headers(), upgraded, request, query);
+        }
+        if upgrade.contains("spdy/3.1") {
+            return plain(StatusCode::NOT_IMPLEMENTED, "SPDY/3.1 streaming is not implemented yet; use WebSocket");
+        }
+        plain(StatusCode::BAD_REQUEST, "streaming requires an upgrade to WebSocket or SPDY/3.1")
+    }
+
+    fn websocket(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        upgraded: hyper::upgrade::OnUpgrade,
+        request: StreamRequest,
+        query: Option<String>,
+    ) -> Response<Body> {
+        let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+        };
+        let offered = header_str(headers, header::SEC_WEBSOCKET_PROTOCOL);
+        let port_forward = matches!(request, StreamRequest::PortForward { .. });
+        let Some(protocol) = websocket::negotiate(&offered, port_forward) else {
+            return plain(StatusCode::BAD_REQUEST, "no supported channel protocol offered");
+        };
+        let ports = match (&request, port_forward) {
+            (_, true) => match portforward::ports_from_query(query.as_deref()) {
+                Ok(ports) => ports,
+                Err(e) => return plain(StatusCode::BAD_REQUEST, &e),
+            },
+            _ => Vec::new(),
+        };
+        let docker = self.docker.clone();
+        tokio::spawn(async move {
+            let upgraded = match upgraded.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+            };
+            let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            match request {
+                StreamRequest::PortForward { pid, .. } => websocket::serve_port_forward(ws, protocol, pid, ports).await,
+                other => websocket::serve_remote_command(ws, protocol, other, docker).await,
+            }
+        });
+        let mut response = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()));
+        if !offered.is_empty() {
+            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol.name);
+        }
+        response.body(Body::default()).unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "bad response"))
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",")
+}
+
+fn plain(status: StatusCode, message: &str) -> Response<Body> {
+    let mut response = Response::new(Body::from(format!("{message}\n")));
+    *response.status_mut() = status;
+    response
+}
