@@ -1,0 +1,100 @@
+//! A pull that stops making progress is cancelled after
+//! --image-pull-progress-deadline. No real registry can be told to stall,
+//! so a loopback server serves a real manifest and then never sends a blob.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Shim, ShimOptions, env, unique};
+use oci_client::secrets::RegistryAuth;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::Code;
+
+#[tokio::test]
+async fn stalled_pull_is_cancelled_after_the_progress_deadline() {
+    let (manifest, media_type, digest) = real_manifest().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((conn, _)) = listener.accept().await else { return };
+            tokio::spawn(serve(conn, manifest.clone(), media_type.clone(), digest.clone()));
+        }
+    });
+
+    let args = vec!["--image-pull-progress-deadline".to_string(), "2s".to_string()];
+    let mut shim = Shim::start_with(ShimOptions { args, env: Vec::new() }).await;
+    let reference = format!("127.0.0.1:{port}/pinshim-test/{}@{}", unique("stall"), real_digest().await);
+    let started = Instant::now();
+    let err = shim.pull(&reference).await.expect_err("the pull stalls");
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    assert!(err.message().contains("no progress"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "cancelled promptly: {:?}", started.elapsed());
+    assert!(shim.status(&reference).await.is_none(), "nothing pulled");
+    server.abort();
+}
+
+async fn real_digest() -> String {
+    common::registry::served_digest(&env("PINSHIM_TEST_BUSYBOX"), &RegistryAuth::Anonymous).await
+}
+
+/// The busybox test image's manifest as the real registry serves it.
+async fn real_manifest() -> (Vec<u8>, String, String) {
+    let client = oci_client::Client::new(oci_client::client::ClientConfig {
+        protocol: oci_client::client::ClientProtocol::Http,
+        ..Default::default()
+    });
+    let reference: oci_client::Reference = env("PINSHIM_TEST_BUSYBOX").parse().expect("reference");
+    let accepted = [oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE, oci_client::manifest::OCI_IMAGE_MEDIA_TYPE];
+    let (body, digest) =
+        client.pull_manifest_raw(&reference, &RegistryAuth::Anonymous, &accepted).await.expect("manifest");
+    let media_type = serde_json::from_slice::<serde_json::Value>(&body).expect("json")["mediaType"]
+        .as_str()
+        .unwrap_or(oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE)
+        .to_string();
+    (body.to_vec(), media_type, digest)
+}
+
+/// Answers `/v2/` and manifests; a blob request gets headers and then silence.
+async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, digest: String) {
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 4096];
+        let Ok(n) = conn.read(&mut chunk).await else { return };
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            buf.drain(..end + 4);
+            let mut words = head.split_whitespace();
+            let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+            let response = if path.contains("/blobs/") {
+                let stall =
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n";
+                let _ = conn.write_all(stall.as_bytes()).await;
+                std::future::pending::<()>().await;
+                return;
+            } else if path.contains("/manifests/") {
+                let headers = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {media_type}\r\nDocker-Content-Digest: {digest}\r\nContent-Length: {}\r\n\r\n",
+                    manifest.len()
+                );
+                let mut response = headers.into_bytes();
+                if method != "HEAD" {
+                    response.extend_from_slice(&manifest);
+                }
+                response
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nDocker-Distribution-API-Version: registry/2.0\r\n\r\n{}"
+                    .to_vec()
+            };
+            if conn.write_all(&response).await.is_err() {
+                return;
+            }
+        }
+    }
+}
