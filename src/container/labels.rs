@@ -24,11 +24,8 @@ pub const RUNTIME_HANDLER: &str = "io.pinshim.runtime-handler";
 pub const LOG_DIRECTORY: &str = "io.pinshim.log-directory";
 /// NamespaceOption modes, `network,pid,ipc` as CRI enum numbers.
 pub const NAMESPACES: &str = "io.pinshim.namespaces";
-pub const HOSTNAME: &str = "io.pinshim.hostname";
 /// The pod's cgroup; its containers are created under it too.
 pub const CGROUP_PARENT: &str = "io.pinshim.cgroup-parent";
-/// JSON of the DNS config to write into the sandbox's resolv.conf.
-pub const DNS: &str = "io.pinshim.dns";
 
 // Container only.
 /// The `--root-dir` of the pinshim that created the container. After a

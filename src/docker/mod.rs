@@ -67,10 +67,6 @@ impl Docker {
         Ok(Docker { endpoint: endpoint.to_string(), client: Arc::default() })
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     /// Returns the connected client, connecting and negotiating the API
     /// version on first use so both Docker 20.10 and current releases work.
     async fn client(&self) -> Result<bollard::Docker, DockerError> {

@@ -165,12 +165,6 @@ impl ImageService {
         Some(format!("{}@{}", reference.repository(), record.digest))
     }
 
-    /// The canonical reference a container created from `spec` records:
-    /// what `spec` resolved to at the registry, if it came from one.
-    pub async fn canonical_for(&self, spec: &str) -> Result<Option<(String, Option<String>)>, ImageError> {
-        Ok(self.status(spec).await?.map(|s| (s.image.id, s.canonical)))
-    }
-
     async fn find(&self, spec: &str) -> Result<Option<(DockerImage, Option<ImageReference>)>, ImageError> {
         if is_image_id(spec) {
             return Ok(self.docker.inspect_image(spec).await?.map(|i| (i, None)));

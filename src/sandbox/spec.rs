@@ -24,7 +24,7 @@ pub fn create_spec(
     let namespaces = security.namespace_options.clone().unwrap_or_default();
     let host_network = namespaces.network() == api::NamespaceMode::Node;
 
-    let mut l = HashMap::from([
+    let l = HashMap::from([
         (labels::KIND.to_string(), labels::KIND_SANDBOX.to_string()),
         (labels::NAME.to_string(), metadata.name.clone()),
         (labels::NAMESPACE.to_string(), metadata.namespace.clone()),
@@ -36,12 +36,8 @@ pub fn create_spec(
         (labels::RUNTIME_HANDLER.to_string(), runtime_handler.to_string()),
         (labels::LOG_DIRECTORY.to_string(), config.log_directory.clone()),
         (labels::NAMESPACES.to_string(), encode_namespaces(&namespaces)),
-        (labels::HOSTNAME.to_string(), config.hostname.clone()),
         (labels::CGROUP_PARENT.to_string(), linux.cgroup_parent.clone()),
     ]);
-    if let Some(dns) = &config.dns_config {
-        l.insert(labels::DNS.to_string(), serde_json::to_string(&dns_config(dns)).unwrap_or_default());
-    }
 
     let mut security_opt = Vec::new();
     // The deprecated path field is what older kubelets still send.
