@@ -18,8 +18,8 @@ pub struct ExecOutput {
 }
 
 impl Docker {
-    /// Runs `cmd` in container `id`, keeping at most `cap` bytes of each
-    /// stream. With a `timeout`, a command still running then is killed
+    /// Runs `cmd` in container `id`, keeping at most `cap` bytes of output
+    /// (stdout and stderr together). With a `timeout`, a command still running then is killed
     /// and `exit_code` is `None`.
     pub async fn exec(
         &self,
@@ -71,8 +71,7 @@ impl Docker {
     }
 }
 
-fn append(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
-    let room = cap.saturating_sub(buf.len());
+fn append(buf: &mut Vec<u8>, data: &[u8], room: usize) {
     buf.extend_from_slice(&data[..data.len().min(room)]);
 }
 
