@@ -168,7 +168,7 @@ async fn port_forward_moves_ten_mebibytes_both_ways() {
         pods::container_config(&pod, "echo", &image, &["nc", "-l", "-p", "8080", "-e", "cat"]),
     )
     .await;
-    wait_listening(rt, &server, 8080).await;
+    pods::wait_listening(rt, &server, 8080).await;
 
     let request = api::PortForwardRequest { pod_sandbox_id: pod.id.clone(), port: vec![8080] };
     let url = rt.clone().port_forward(request).await.expect("port forward").into_inner().url;
@@ -203,16 +203,6 @@ async fn port_forward_moves_ten_mebibytes_both_ways() {
     drop(sender.await.expect("sender"));
 
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
-}
-
-/// Polls until something listens on `port` inside the container's pod.
-async fn wait_listening(rt: &Rt, container: &str, port: u16) {
-    let hex = format!(":{port:04X}");
-    pods::wait_for("listener", pods::WAIT, || async {
-        let out = pods::exec_ok(rt, container, &["cat", "/proc/net/tcp", "/proc/net/tcp6"]).await;
-        out.lines().any(|l| l.contains(&hex) && l.split_whitespace().nth(3) == Some("0A")).then_some(())
-    })
-    .await
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 mod portforward;
 mod remotecommand;
 mod server;
+pub mod spdy;
+mod spdy_transport;
 mod status;
 mod tokens;
 mod websocket;

@@ -16,10 +16,13 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
 
 use super::tokens::{StreamRequest, TokenStore};
-use super::{portforward, websocket};
+use super::{portforward, spdy_transport, websocket};
 use crate::docker::Docker;
 
 type Body = Full<Bytes>;
+
+/// The header in which clients offer, and we confirm, a stream protocol.
+const PROTOCOL_VERSION: &str = "x-stream-protocol-version";
 
 pub struct Server {
     pub(super) tokens: TokenStore,
@@ -87,7 +90,8 @@ impl Server {
             return self.websocket(req.headers(), upgraded, request, query);
         }
         if upgrade.contains("spdy/3.1") {
-            return plain(StatusCode::NOT_IMPLEMENTED, "SPDY/3.1 streaming is not implemented yet; use WebSocket");
+            let upgraded = hyper::upgrade::on(&mut req);
+            return self.spdy(req.headers(), upgraded, request);
         }
         plain(StatusCode::BAD_REQUEST, "streaming requires an upgrade to WebSocket or SPDY/3.1")
     }
@@ -138,7 +142,44 @@ impl Server {
     }
 }
 
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> String {
+impl Server {
+    fn spdy(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        upgraded: hyper::upgrade::OnUpgrade,
+        request: StreamRequest,
+    ) -> Response<Body> {
+        let offered: Vec<String> = header_str(headers, PROTOCOL_VERSION)
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let port_forward = matches!(request, StreamRequest::PortForward { .. });
+        let Some(protocol) = spdy_transport::negotiate(&offered, port_forward) else {
+            return plain(StatusCode::FORBIDDEN, &format!("no supported stream protocol among {offered:?}"));
+        };
+        let docker = self.docker.clone();
+        tokio::spawn(async move {
+            let io = match upgraded.await {
+                Ok(upgraded) => TokioIo::new(upgraded),
+                Err(e) => return tracing::debug!(error = %e, "spdy upgrade failed"),
+            };
+            match request {
+                StreamRequest::PortForward { pid, .. } => spdy_transport::serve_port_forward(io, pid).await,
+                other => spdy_transport::serve_remote_command(io, protocol, other, docker).await,
+            }
+        });
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "SPDY/3.1")
+            .header(PROTOCOL_VERSION, protocol)
+            .body(Body::default())
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "bad response"))
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> String {
     headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",")
 }
 

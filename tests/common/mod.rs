@@ -4,6 +4,7 @@
 
 pub mod pods;
 pub mod registry;
+pub mod spdy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

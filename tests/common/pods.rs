@@ -632,3 +632,13 @@ pub fn json_has_string(value: &serde_json::Value, needle: &str) -> bool {
         _ => false,
     }
 }
+
+/// Polls until something listens on `port` inside the container's pod.
+pub async fn wait_listening(rt: &Rt, container: &str, port: u16) {
+    let hex = format!(":{port:04X}");
+    wait_for("listener", WAIT, || async {
+        let out = exec_ok(rt, container, &["cat", "/proc/net/tcp", "/proc/net/tcp6"]).await;
+        out.lines().any(|l| l.contains(&hex) && l.split_whitespace().nth(3) == Some("0A")).then_some(())
+    })
+    .await
+}
