@@ -47,10 +47,69 @@ async fn main() {
     let shim_pf = through_websocket(&format!("{url}?port=8080"), "v4.channel.k8s.io", 0, 0, false).await;
     let docker_pf = through_docker_exec(&idle, vec!["nc".into(), "127.0.0.1".into(), "8080".into()]).await;
 
+    let request = api::ExecRequest {
+        container_id: idle.clone(),
+        cmd: vec!["cat".into()],
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let url = rt.clone().exec(request).await.expect("exec").into_inner().url;
+    let spdy_cat = through_spdy(
+        &url,
+        "v4.channel.k8s.io",
+        &[
+            &[("streamType", "error")],
+            &[("streamType", "stdin")],
+            &[("streamType", "stdout")],
+            &[("streamType", "stderr")],
+        ],
+        1,
+        2,
+    )
+    .await;
+    let request = api::PortForwardRequest { pod_sandbox_id: pod.id.clone(), port: vec![8080] };
+    let url = rt.clone().port_forward(request).await.expect("port forward").into_inner().url;
+    let pf_headers = |kind| [("streamType", kind), ("port", "8080"), ("requestID", "0")];
+    let spdy_pf = through_spdy(&url, "portforward.k8s.io", &[&pf_headers("error"), &pf_headers("data")], 1, 1).await;
+
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
     println!("Streaming throughput, {} MiB each way:", SIZE >> 20);
     report("cat through Exec (WebSocket v5)", shim_cat, "docker exec cat", docker_cat);
     report("port-forward to an echo server (WebSocket v4)", shim_pf, "docker exec nc to the same server", docker_pf);
+    report("cat through Exec (SPDY/3.1 v4)", spdy_cat, "docker exec cat", docker_cat);
+    report("port-forward to an echo server (SPDY/3.1)", spdy_pf, "docker exec nc to the same server", docker_pf);
+}
+
+/// Opens `streams` in order, then sends SIZE bytes on the stream at index
+/// `tx` and waits for them back on the stream at index `rx`.
+async fn through_spdy(url: &str, protocol: &str, streams: &[&[(&str, &str)]], tx: usize, rx: usize) -> Duration {
+    let mut client = common::spdy::SpdyClient::connect(url, &[protocol]).await.expect("upgrade");
+    let mut ids = Vec::new();
+    for headers in streams {
+        ids.push(client.open(headers).await);
+    }
+    let (tx, rx) = (ids[tx], ids[rx]);
+    let chunk = vec![b'x'; CHUNK];
+    let start = Instant::now();
+    let (mut sent, mut received) = (0usize, 0usize);
+    while received < SIZE {
+        if sent < SIZE {
+            client.send(tx, &chunk, sent + CHUNK >= SIZE && protocol != "portforward.k8s.io").await;
+            sent += CHUNK;
+        }
+        while received + 4 * CHUNK < sent || (sent >= SIZE && received < SIZE) {
+            match client.next().await {
+                Some(pinshim::stream::spdy::Frame::Data { stream_id, data, .. }) if stream_id == rx => {
+                    received += data.len()
+                }
+                Some(_) => {}
+                None => panic!("session ended after {received} bytes"),
+            }
+        }
+    }
+    start.elapsed()
 }
 
 fn report(ours: &str, ours_time: Duration, theirs: &str, theirs_time: Duration) {

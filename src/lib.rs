@@ -8,6 +8,7 @@ pub mod cri;
 pub mod docker;
 pub mod host;
 pub mod image;
+pub mod network;
 pub mod observability;
 pub mod runtime;
 pub mod sandbox;
