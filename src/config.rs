@@ -57,9 +57,17 @@ pub struct Config {
     #[arg(long, env = "PINSHIM_CNI_CONF_DIR", default_value = "/etc/cni/net.d")]
     pub cni_conf_dir: PathBuf,
 
-    /// Where CNI plugin binaries are found.
-    #[arg(long, env = "PINSHIM_CNI_BIN_DIR", default_value = "/opt/cni/bin")]
-    pub cni_bin_dir: PathBuf,
+    /// Where CNI plugin binaries are found (comma-separated, searched in order).
+    #[arg(long, env = "PINSHIM_CNI_BIN_DIR", default_value = "/opt/cni/bin", value_delimiter = ',')]
+    pub cni_bin_dir: Vec<PathBuf>,
+
+    /// Where CNI results are cached so that DEL undoes exactly what ADD did.
+    #[arg(long, env = "PINSHIM_CNI_CACHE_DIR", default_value = "/var/lib/cni/cache")]
+    pub cni_cache_dir: PathBuf,
+
+    /// MTU for CNI plugins that take one, when their config sets none.
+    #[arg(long, env = "PINSHIM_NETWORK_PLUGIN_MTU")]
+    pub network_plugin_mtu: Option<u32>,
 
     /// Address of the streaming server for exec, attach and port-forward
     /// (port 0: any free port). Loopback unless you mean otherwise.

@@ -1,9 +1,10 @@
 //! What the runtime says about itself: version, readiness, cgroup driver.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::config::NetworkPlugin;
 use crate::docker::{Docker, DockerError};
+use crate::network::Cni;
 
 /// Reported as the runtime name so nodes show `docker://<version>`.
 pub const RUNTIME_NAME: &str = "docker";
@@ -39,12 +40,12 @@ pub enum CgroupDriver {
 pub struct Runtime {
     docker: Docker,
     network: NetworkPlugin,
-    cni_conf_dir: PathBuf,
+    cni: Option<Arc<Cni>>,
 }
 
 impl Runtime {
-    pub fn new(docker: Docker, network: NetworkPlugin, cni_conf_dir: PathBuf) -> Self {
-        Runtime { docker, network, cni_conf_dir }
+    pub fn new(docker: Docker, network: NetworkPlugin, cni: Option<Arc<Cni>>) -> Self {
+        Runtime { docker, network, cni }
     }
 
     pub async fn version(&self) -> Result<RuntimeVersion, DockerError> {
@@ -73,29 +74,10 @@ impl Runtime {
     }
 
     async fn cni_readiness(&self) -> Condition {
-        let has_config = match tokio::fs::read_dir(&self.cni_conf_dir).await {
-            Ok(mut entries) => {
-                let mut found = false;
-                while let Ok(Some(entry)) = entries.next_entry().await {
-                    let name = entry.file_name();
-                    let name = name.to_string_lossy();
-                    if name.ends_with(".conf") || name.ends_with(".conflist") || name.ends_with(".json") {
-                        found = true;
-                        break;
-                    }
-                }
-                found
-            }
-            Err(_) => false,
-        };
-        if has_config {
-            ready()
-        } else {
-            Condition {
-                ready: false,
-                reason: "NetworkPluginNotReady".into(),
-                message: format!("no CNI network configuration in {}", self.cni_conf_dir.display()),
-            }
+        let Some(cni) = &self.cni else { return ready() };
+        match cni.ready().await {
+            Ok(()) => ready(),
+            Err(e) => Condition { ready: false, reason: "NetworkPluginNotReady".into(), message: e.to_string() },
         }
     }
 

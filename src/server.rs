@@ -10,7 +10,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, NetworkPlugin};
 use crate::container::ContainerService;
 use crate::cri::api::image_service_server::ImageServiceServer;
 use crate::cri::api::runtime_service_server::RuntimeServiceServer;
@@ -18,6 +18,7 @@ use crate::cri::{ImageApi, RuntimeApi};
 use crate::docker::{Docker, DockerError};
 use crate::host::HostLimits;
 use crate::image::{ImageConfig, ImageError, ImageService};
+use crate::network::{Cni, CniSettings};
 use crate::runtime::Runtime;
 use crate::sandbox::{SandboxConfig, SandboxService};
 use crate::stream::Streaming;
@@ -62,10 +63,19 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     )
     .await?;
     let limits = HostLimits::detect();
+    let cni = (config.network_plugin == NetworkPlugin::Cni).then(|| {
+        Arc::new(Cni::new(CniSettings {
+            conf_dir: config.cni_conf_dir.clone(),
+            bin_dirs: config.cni_bin_dir.clone(),
+            cache_dir: config.cni_cache_dir.clone(),
+            mtu: config.network_plugin_mtu,
+        }))
+    });
     let sandboxes = Arc::new(SandboxService::new(
         docker.clone(),
         images.clone(),
         SandboxConfig { infra_image: config.pod_infra_container_image.clone(), limits },
+        cni.clone(),
     ));
     let containers = Arc::new(ContainerService::new(
         docker.clone(),
@@ -81,7 +91,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let streaming = Streaming::start(&config.streaming_bind_addr, docker.clone(), stop.clone())
         .await
         .map_err(|source| ServeError::Streaming { addr: config.streaming_bind_addr.clone(), source })?;
-    let runtime = Arc::new(Runtime::new(docker, config.network_plugin, config.cni_conf_dir.clone()));
+    let runtime = Arc::new(Runtime::new(docker, config.network_plugin, cni));
 
     let listener = bind(&socket).await?;
     tracing::info!(socket = %socket.display(), docker = %config.docker_endpoint, "serving CRI");

@@ -24,6 +24,8 @@ pub const RUNTIME_HANDLER: &str = "io.pinshim.runtime-handler";
 pub const LOG_DIRECTORY: &str = "io.pinshim.log-directory";
 /// NamespaceOption modes, `network,pid,ipc` as CRI enum numbers.
 pub const NAMESPACES: &str = "io.pinshim.namespaces";
+/// How the pod is networked: `host`, `bridge` (Docker) or `cni`.
+pub const NETWORK: &str = "io.pinshim.network";
 /// The pod's cgroup; its containers are created under it too.
 pub const CGROUP_PARENT: &str = "io.pinshim.cgroup-parent";
 

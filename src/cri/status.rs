@@ -51,6 +51,8 @@ fn sandbox_code(err: &SandboxError) -> Code {
         SandboxError::NotReady(_) => Code::FailedPrecondition,
         SandboxError::InfraImage { source, .. } => Status::from(source.clone()).code(),
         SandboxError::Io { .. } => Code::Internal,
+        // A plugin's own failure: its message says what went wrong.
+        SandboxError::Network(_) => Code::Unknown,
         SandboxError::Docker(source) => Status::from(source.clone()).code(),
     }
 }

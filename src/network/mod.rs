@@ -211,6 +211,16 @@ impl Cni {
         self.chain().check(&attachment.network, target(&attachment, &netns, &args), added).await
     }
 
+    /// The addresses ADD gave the sandbox, read back from the attachment
+    /// cache (no plugin runs); `None` when it is not attached.
+    pub async fn ips(&self, container_id: &str) -> Result<Option<PodIps>, CniError> {
+        check_container_id(container_id)?;
+        let cached = split_cached(self.cache.find(container_id, IFNAME).await?).0;
+        let Some((_, attachment)) = cached.into_iter().next() else { return Ok(None) };
+        let result = attachment.result.unwrap_or(serde_json::Value::Null);
+        Ok(result::pod_ips(&result, IFNAME).ok().map(|ips| PodIps { ips }))
+    }
+
     async fn usable_cached(&self, pod: &PodNetwork) -> Result<Vec<(PathBuf, Attachment)>, CniError> {
         Ok(split_cached(self.cache.find(&pod.container_id, IFNAME).await?).0)
     }

@@ -19,6 +19,8 @@ pub enum SandboxError {
     InfraImage { image: String, source: ImageError },
     #[error("cannot write {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("pod network: {0}")]
+    Network(#[from] crate::network::CniError),
     #[error(transparent)]
     Docker(#[from] DockerError),
 }

@@ -3,6 +3,7 @@
 
 mod dns;
 mod error;
+mod network;
 mod spec;
 
 pub use dns::DnsConfig;
@@ -16,7 +17,9 @@ use crate::cri::api;
 use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError};
 use crate::host::HostLimits;
 use crate::image::ImageService;
+use crate::network::Cni;
 use crate::time::now_nanos;
+use network::NetworkKind;
 
 /// How long the pause container gets to exit on SIGTERM before SIGKILL.
 const PAUSE_STOP_TIMEOUT_SECS: i64 = 10;
@@ -32,6 +35,8 @@ pub struct SandboxService {
     docker: Docker,
     images: Arc<ImageService>,
     config: SandboxConfig,
+    /// Set with `--network-plugin=cni`: pods get their network from CNI.
+    cni: Option<Arc<Cni>>,
 }
 
 /// A sandbox as stored in Docker, read back from its labels.
@@ -47,11 +52,22 @@ pub struct Sandbox {
     pub log_directory: String,
     pub cgroup_parent: String,
     pub namespaces: api::NamespaceOption,
+    pub network: NetworkKind,
 }
 
 impl SandboxService {
-    pub fn new(docker: Docker, images: Arc<ImageService>, config: SandboxConfig) -> Self {
-        SandboxService { docker, images, config }
+    pub fn new(docker: Docker, images: Arc<ImageService>, config: SandboxConfig, cni: Option<Arc<Cni>>) -> Self {
+        SandboxService { docker, images, config, cni }
+    }
+
+    fn network_kind(&self, config: &api::PodSandboxConfig) -> NetworkKind {
+        let linux = config.linux.as_ref();
+        let namespaces = linux.and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.as_ref());
+        match (namespaces.map(|n| n.network()), &self.cni) {
+            (Some(api::NamespaceMode::Node), _) => NetworkKind::Host,
+            (_, Some(_)) => NetworkKind::Cni,
+            (_, None) => NetworkKind::DockerBridge,
+        }
     }
 
     /// Creates and starts the pod's pause container; returns the sandbox ID.
@@ -62,7 +78,9 @@ impl SandboxService {
         }
         let runtime = self.runtime_for(runtime_handler).await?;
         let image_id = self.infra_image().await?;
-        let spec = spec::create_spec(config, runtime_handler, runtime, &image_id, &self.config.limits, now_nanos())?;
+        let network = self.network_kind(config);
+        let spec =
+            spec::create_spec(config, network, runtime_handler, runtime, &image_id, &self.config.limits, now_nanos())?;
         let name = spec.name.clone();
         let id = match self.docker.create_container(spec.clone()).await {
             Err(DockerError::Conflict(_)) => {
@@ -71,7 +89,7 @@ impl SandboxService {
             }
             other => other?,
         };
-        if let Err(e) = self.start(&id, config).await {
+        if let Err(e) = self.start(&id, config, network).await {
             // A pod that did not start must not linger half-made.
             let _ = self.docker.remove_container(&id).await;
             return Err(e);
@@ -80,13 +98,17 @@ impl SandboxService {
         Ok(id)
     }
 
-    async fn start(&self, id: &str, config: &api::PodSandboxConfig) -> Result<(), SandboxError> {
+    async fn start(&self, id: &str, config: &api::PodSandboxConfig, network: NetworkKind) -> Result<(), SandboxError> {
         self.docker.start_container(id).await?;
+        let details = self.docker.inspect_container(id).await?.ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
+        if let (NetworkKind::Cni, Some(cni)) = (network, &self.cni) {
+            // A failed ADD undoes itself; the caller removes the pause container.
+            cni.add(&network::pod_network(id, Some(details.state.pid), config)).await?;
+        }
         let dns = config.dns_config.as_ref().map(spec::dns_config).unwrap_or_default();
         if dns.is_empty() {
             return Ok(());
         }
-        let details = self.docker.inspect_container(id).await?.ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
         let path = details.resolv_conf_path;
         tokio::fs::write(&path, dns.render()).await.map_err(|source| SandboxError::Io { path, source })
     }
@@ -133,6 +155,7 @@ impl SandboxService {
         for container in self.members(&sandbox.id).await? {
             ignore_missing(self.docker.stop_container(&container.id, 0).await)?;
         }
+        self.detach_network(&sandbox).await?;
         ignore_missing(self.docker.stop_container(&sandbox.id, PAUSE_STOP_TIMEOUT_SECS).await)?;
         Ok(())
     }
@@ -144,7 +167,18 @@ impl SandboxService {
         for container in self.members(&sandbox.id).await? {
             ignore_missing(self.docker.remove_container(&container.id).await)?;
         }
+        self.detach_network(&sandbox).await?;
         ignore_missing(self.docker.remove_container(&sandbox.id).await)?;
+        Ok(())
+    }
+
+    /// CNI DEL, from the attachment cache; idempotent, and works when the
+    /// pod's namespace is already gone or pinshim restarted since ADD.
+    async fn detach_network(&self, sandbox: &Sandbox) -> Result<(), SandboxError> {
+        let (NetworkKind::Cni, Some(cni)) = (sandbox.network, &self.cni) else { return Ok(()) };
+        let pid = self.docker.inspect_container(&sandbox.id).await?.map(|d| d.state.pid).filter(|p| *p > 0);
+        let config = api::PodSandboxConfig { metadata: Some(sandbox.metadata.clone()), ..Default::default() };
+        cni.del(&network::pod_network(&sandbox.id, pid, &config)).await?;
         Ok(())
     }
 
@@ -183,15 +217,7 @@ impl SandboxService {
     /// PodSandboxStatus: state, IPs, namespaces, labels and annotations.
     pub async fn status(&self, id: &str, verbose: bool) -> Result<api::PodSandboxStatusResponse, SandboxError> {
         let (sandbox, details) = self.get(id).await?;
-        let host_network = sandbox.namespaces.network() == api::NamespaceMode::Node;
-        let network = (!host_network).then(|| api::PodSandboxNetworkStatus {
-            ip: details.ipv4.clone(),
-            additional_ips: [details.ipv6.clone()]
-                .into_iter()
-                .filter(|ip| !ip.is_empty())
-                .map(|ip| api::PodIp { ip })
-                .collect(),
-        });
+        let network = self.network_status(&sandbox, &details).await?;
         let mut info = HashMap::new();
         if verbose {
             let detail = serde_json::json!({
@@ -223,6 +249,24 @@ impl SandboxService {
             containers_statuses: Vec::new(),
             timestamp: now_nanos(),
         })
+    }
+
+    /// The pod's IPs: CNI's from its cached result, Docker's from inspect;
+    /// none for host-network pods (kubelet uses the node's).
+    async fn network_status(
+        &self,
+        sandbox: &Sandbox,
+        details: &ContainerDetails,
+    ) -> Result<Option<api::PodSandboxNetworkStatus>, SandboxError> {
+        let (ip, others) = match (sandbox.network, &self.cni) {
+            (NetworkKind::Host, _) => return Ok(None),
+            (NetworkKind::Cni, Some(cni)) => {
+                network::split_ips(&cni.ips(&sandbox.id).await?.map(|p| p.ips).unwrap_or_default())
+            }
+            _ => (details.ipv4.clone(), [details.ipv6.clone()].into_iter().filter(|ip| !ip.is_empty()).collect()),
+        };
+        let additional_ips = others.into_iter().map(|ip| api::PodIp { ip }).collect();
+        Ok(Some(api::PodSandboxNetworkStatus { ip, additional_ips }))
     }
 
     /// ListPodSandbox with its filters: ID or ID prefix, state, labels.
@@ -285,6 +329,7 @@ fn from_labels(id: &str, l: &HashMap<String, String>, running: bool, docker_crea
         runtime_handler: labels::get(l, labels::RUNTIME_HANDLER),
         log_directory: labels::get(l, labels::LOG_DIRECTORY),
         cgroup_parent: labels::get(l, labels::CGROUP_PARENT),
+        network: NetworkKind::from_label(&labels::get(l, labels::NETWORK)),
         namespaces: spec::decode_namespaces(&labels::get(l, labels::NAMESPACES)),
     }
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::SandboxError;
 use super::dns::DnsConfig;
+use super::network::NetworkKind;
 use crate::container::labels;
 use crate::container::security::{apparmor_option, seccomp_option};
 use crate::cri::api;
@@ -12,6 +13,7 @@ use crate::host::{HostLimits, SANDBOX_OOM_SCORE_ADJ};
 
 pub fn create_spec(
     config: &api::PodSandboxConfig,
+    network: NetworkKind,
     runtime_handler: &str,
     runtime: Option<String>,
     image_id: &str,
@@ -22,7 +24,7 @@ pub fn create_spec(
     let linux = config.linux.clone().unwrap_or_default();
     let security = linux.security_context.clone().unwrap_or_default();
     let namespaces = security.namespace_options.clone().unwrap_or_default();
-    let host_network = namespaces.network() == api::NamespaceMode::Node;
+    let host_network = network == NetworkKind::Host;
 
     let l = HashMap::from([
         (labels::KIND.to_string(), labels::KIND_SANDBOX.to_string()),
@@ -37,6 +39,7 @@ pub fn create_spec(
         (labels::LOG_DIRECTORY.to_string(), config.log_directory.clone()),
         (labels::NAMESPACES.to_string(), encode_namespaces(&namespaces)),
         (labels::CGROUP_PARENT.to_string(), linux.cgroup_parent.clone()),
+        (labels::NETWORK.to_string(), network.label().to_string()),
     ]);
 
     let mut security_opt = Vec::new();
@@ -64,8 +67,9 @@ pub fn create_spec(
         labels: l,
         hostname: (!host_network && !config.hostname.is_empty()).then(|| config.hostname.clone()),
         user,
-        ports: if host_network { Vec::new() } else { ports(&config.port_mappings) },
-        network_mode: Some(if host_network { "host" } else { "bridge" }.to_string()),
+        // With CNI the portmap plugin publishes ports; Docker only for its own bridge.
+        ports: if network == NetworkKind::DockerBridge { ports(&config.port_mappings) } else { Vec::new() },
+        network_mode: Some(network.docker_mode().to_string()),
         ipc_mode: Some(if namespaces.ipc() == api::NamespaceMode::Node { "host" } else { "shareable" }.to_string()),
         pid_mode: (namespaces.pid() == api::NamespaceMode::Node).then(|| "host".to_string()),
         privileged: security.privileged,
@@ -145,7 +149,7 @@ mod tests {
     #[test]
     fn bridge_pod_gets_hostname_ports_and_shareable_ipc() {
         let limits = HostLimits { negative_oom_score_adj: false, privileged: false };
-        let spec = create_spec(&config(), "", None, "sha256:pause", &limits, 7).unwrap();
+        let spec = create_spec(&config(), NetworkKind::DockerBridge, "", None, "sha256:pause", &limits, 7).unwrap();
         assert_eq!(spec.name, "k8s_POD_web_ns_u1_2");
         assert_eq!(spec.hostname.as_deref(), Some("web-0"));
         assert_eq!(spec.network_mode.as_deref(), Some("bridge"));
@@ -170,7 +174,7 @@ mod tests {
             ..Default::default()
         });
         let limits = HostLimits { negative_oom_score_adj: true, privileged: true };
-        let spec = create_spec(&c, "", None, "sha256:pause", &limits, 0).unwrap();
+        let spec = create_spec(&c, NetworkKind::Host, "", None, "sha256:pause", &limits, 0).unwrap();
         assert_eq!(spec.network_mode.as_deref(), Some("host"));
         assert!(spec.hostname.is_none() && spec.ports.is_empty());
         assert_eq!(spec.oom_score_adj, Some(SANDBOX_OOM_SCORE_ADJ));
