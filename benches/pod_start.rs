@@ -11,27 +11,35 @@ use std::time::{Duration, Instant};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use common::pods::{self, IDLE};
-use common::{Shim, env, unique};
+use common::{Shim, ShimOptions, env, unique};
 
 const ROUNDS: usize = 15;
 
 #[tokio::main]
 async fn main() {
     let shim = Shim::start().await;
+    let docker_mode = Shim::start_with(ShimOptions {
+        args: vec!["--network-plugin".to_string(), "docker".to_string()],
+        env: Vec::new(),
+    })
+    .await;
     let rt = &shim.runtime;
     let image = pods::fresh_image(&shim.images, "bench-pod").await;
     let pause_id = pods::pull(&shim.images, &env("PINSHIM_TEST_PAUSE")).await;
     let docker = common::docker();
 
     let mut shim_times = Vec::with_capacity(ROUNDS);
+    let mut bridge_times = Vec::with_capacity(ROUNDS);
     let mut docker_times = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
-        let start = Instant::now();
-        let pod = pods::run_pod(rt, "bench").await;
-        pods::create_and_start(rt, &pod, pods::container_config(&pod, "app", &image, IDLE)).await;
-        shim_times.push(start.elapsed());
-        pods::stop_pod(rt, &pod.id).await;
-        pods::remove_pod(rt, &pod.id).await;
+        for (runtime, times) in [(rt, &mut shim_times), (&docker_mode.runtime, &mut bridge_times)] {
+            let start = Instant::now();
+            let pod = pods::run_pod(runtime, "bench").await;
+            pods::create_and_start(runtime, &pod, pods::container_config(&pod, "app", &image, IDLE)).await;
+            times.push(start.elapsed());
+            pods::stop_pod(runtime, &pod.id).await;
+            pods::remove_pod(runtime, &pod.id).await;
+        }
 
         let name = unique("bench-raw");
         let start = Instant::now();
@@ -63,11 +71,14 @@ async fn main() {
     }
     pods::remove_image(&shim.images, &image.id).await;
 
-    let (shim_median, docker_median) = (median(&mut shim_times), median(&mut docker_times));
+    let (cni, bridge, raw) = (median(&mut shim_times), median(&mut bridge_times), median(&mut docker_times));
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!("Pod start (sandbox + one container, created and started), {ROUNDS} rounds each:");
-    println!("  pinshim RunPodSandbox + CreateContainer + StartContainer: median {shim_median:?}");
-    println!("  docker API create/start pause + create/start app:         median {docker_median:?}");
-    println!("  ratio pinshim/docker: {:.2}", shim_median.as_secs_f64() / docker_median.as_secs_f64());
+    println!("  pinshim, CNI network (bridge, firewall, portmap):   median {cni:?}");
+    println!("  pinshim, --network-plugin=docker (Docker bridge):   median {bridge:?}");
+    println!("  docker API create/start pause + create/start app:   median {raw:?}");
+    println!("  ratio pinshim docker-mode/raw docker: {:.2}", ratio(bridge, raw));
+    println!("  ratio pinshim CNI/docker-mode: {:.2}", ratio(cni, bridge));
 }
 
 async fn create(

@@ -519,8 +519,43 @@ env_base() {
 }
 
 # The shared bring-up used by env-up, local-up and test.
+# The node's pod network: bridge + host-local, firewall (Docker sets the
+# FORWARD policy to DROP) and portmap for hostPorts. Written only when the
+# directory holds no config, so an operator's own network is never replaced.
+PINSHIM_CNI_CONF_DIR=/etc/cni/net.d
+ensure_cni_config() {
+  mkdir -p "${PINSHIM_CNI_CONF_DIR}"
+  if compgen -G "${PINSHIM_CNI_CONF_DIR}/*.conf*" >/dev/null || compgen -G "${PINSHIM_CNI_CONF_DIR}/*.json" >/dev/null; then
+    return 0
+  fi
+  log "writing ${PINSHIM_CNI_CONF_DIR}/10-pinshim.conflist"
+  cat >"${PINSHIM_CNI_CONF_DIR}/10-pinshim.conflist" <<'JSON'
+{
+  "cniVersion": "1.0.0",
+  "name": "pinshim",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "pinshim0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{ "subnet": "10.88.0.0/16" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }]
+      }
+    },
+    { "type": "firewall" },
+    { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true }
+  ]
+}
+JSON
+}
+
 env_up() {
   env_base
+  ensure_cni_config
   ensure_test_images missing
 }
 

@@ -50,15 +50,16 @@ pub struct Config {
     pub pod_infra_container_image: String,
 
     /// How pods are networked.
-    #[arg(long, env = "PINSHIM_NETWORK_PLUGIN", value_enum, default_value = "docker")]
+    #[arg(long, env = "PINSHIM_NETWORK_PLUGIN", value_enum, default_value = "cni")]
     pub network_plugin: NetworkPlugin,
 
     /// Where CNI network configurations are read from.
     #[arg(long, env = "PINSHIM_CNI_CONF_DIR", default_value = "/etc/cni/net.d")]
     pub cni_conf_dir: PathBuf,
 
-    /// Where CNI plugin binaries are found (comma-separated, searched in order).
-    #[arg(long, env = "PINSHIM_CNI_BIN_DIR", default_value = "/opt/cni/bin", value_delimiter = ',')]
+    /// Where CNI plugin binaries are found (comma-separated, searched in
+    /// order); Debian's containernetworking-plugins install to /usr/lib/cni.
+    #[arg(long, env = "PINSHIM_CNI_BIN_DIR", default_value = "/opt/cni/bin,/usr/lib/cni", value_delimiter = ',')]
     pub cni_bin_dir: Vec<PathBuf>,
 
     /// Where CNI results are cached so that DEL undoes exactly what ADD did.

@@ -47,6 +47,13 @@ impl Net {
     /// bridge + host-local, firewall (Docker hosts drop forwarded traffic
     /// by default) and portmap for hostPorts.
     fn write_config(&self, first_plugin: &str) {
+        self.write_config_with(
+            first_plugin,
+            serde_json::json!([[{ "subnet": format!("10.99.{}.0/24", self.subnet) }]]),
+        );
+    }
+
+    fn write_config_with(&self, first_plugin: &str, ranges: serde_json::Value) {
         let config = serde_json::json!({
             "cniVersion": "1.0.0",
             "name": format!("pinshim-test-{}", self.subnet),
@@ -58,7 +65,7 @@ impl Net {
                     "ipMasq": false,
                     "ipam": {
                         "type": "host-local",
-                        "ranges": [[{ "subnet": format!("10.99.{}.0/24", self.subnet) }]],
+                        "ranges": ranges,
                         "dataDir": self.ipam_dir(),
                     },
                 },
@@ -239,4 +246,58 @@ async fn a_failing_plugin_fails_the_pod_and_leaves_nothing() {
     assert!(err.message().contains("no-such-plugin"), "{err}");
     assert!(pods::docker_leftovers(&name).await.is_empty(), "no pause container left behind");
     assert!(net.allocated().is_empty());
+}
+
+#[tokio::test]
+async fn dual_stack_pods_report_both_families() {
+    if !has_plugins() {
+        return;
+    }
+    let net = Net::new();
+    let ranges = serde_json::json!([
+        [{ "subnet": format!("10.99.{}.0/24", net.subnet) }],
+        [{ "subnet": format!("fd99:0:0:{:x}::/64", net.subnet) }],
+    ]);
+    net.write_config_with("bridge", ranges);
+    let shim = Shim::start_with(net.shim_options()).await;
+    let rt = shim.runtime.clone();
+    let pod = pods::run_pod(&rt, "cni-dual").await;
+    let network = pods::pod_status(&rt, &pod.id).await.status.and_then(|s| s.network).expect("network status");
+    assert!(network.ip.starts_with(&net.prefix()), "IPv4 is primary: {}", network.ip);
+    let v6: Vec<_> = network.additional_ips.iter().map(|p| p.ip.clone()).collect();
+    assert!(v6.len() == 1 && v6[0].starts_with("fd99:"), "{v6:?}");
+    pods::cleanup(&rt, &shim.images, &[&pod], &[]).await;
+}
+
+#[tokio::test]
+async fn addresses_return_to_a_small_pool() {
+    if !has_plugins() {
+        return;
+    }
+    let net = Net::new();
+    // A /27: 29 usable addresses for 50 pods, so every stop must give one back.
+    net.write_config_with("bridge", serde_json::json!([[{ "subnet": format!("10.99.{}.0/27", net.subnet) }]]));
+    let shim = Shim::start_with(net.shim_options()).await;
+    let rt = shim.runtime.clone();
+    for _ in 0..50 {
+        let pod = pods::run_pod(&rt, "cni-pool").await;
+        assert!(pod_ip(&rt, &pod.id).await.starts_with(&net.prefix()));
+        pods::stop_pod(&rt, &pod.id).await;
+        pods::remove_pod(&rt, &pod.id).await;
+    }
+    assert!(net.allocated().is_empty());
+}
+
+#[tokio::test]
+async fn docker_mode_keeps_the_docker_bridge() {
+    let args = vec!["--network-plugin".to_string(), "docker".to_string()];
+    let shim = Shim::start_with(ShimOptions { args, env: Vec::new() }).await;
+    let rt = shim.runtime.clone();
+    let pod = pods::run_pod(&rt, "docker-net").await;
+    let ip = pod_ip(&rt, &pod.id).await;
+    let inspect = common::docker().inspect_container(&pod.id, None).await.expect("inspect");
+    let mode = inspect.host_config.and_then(|h| h.network_mode).unwrap_or_default();
+    assert_eq!(mode, "bridge");
+    assert!(!ip.is_empty() && !ip.starts_with("10.88."), "{ip}");
+    pods::cleanup(&rt, &shim.images, &[&pod], &[]).await;
 }
