@@ -24,7 +24,7 @@ impl Net {
     fn new() -> Net {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let subnet = (std::process::id() * 7 + NEXT.fetch_add(1, Ordering::SeqCst)) % 200 + 20;
-        let bridge = format!("pcni{:x}", std::process::id() % 0xffff * 16 + subnet % 16);
+        let bridge = format!("pcni{:x}s{subnet}", std::process::id() % 0xfffff);
         let dir = tempfile::tempdir().expect("temp dir");
         for sub in ["conf", "cache", "ipam"] {
             std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
@@ -54,12 +54,19 @@ impl Net {
     }
 
     fn write_config_with(&self, first_plugin: &str, ranges: serde_json::Value) {
+        // No ranges of its own: host-local takes kubelet's pod CIDR (ipRanges).
+        let capabilities = if ranges == serde_json::json!([]) {
+            serde_json::json!({ "ipRanges": true })
+        } else {
+            serde_json::json!({})
+        };
         let config = serde_json::json!({
             "cniVersion": "1.0.0",
             "name": format!("pinshim-test-{}", self.subnet),
             "plugins": [
                 {
                     "type": first_plugin,
+                    "capabilities": capabilities,
                     "bridge": self.bridge,
                     "isGateway": true,
                     "ipMasq": false,
@@ -299,5 +306,41 @@ async fn docker_mode_keeps_the_docker_bridge() {
     let mode = inspect.host_config.and_then(|h| h.network_mode).unwrap_or_default();
     assert_eq!(mode, "bridge");
     assert!(!ip.is_empty() && !ip.starts_with("10.88."), "{ip}");
+    pods::cleanup(&rt, &shim.images, &[&pod], &[]).await;
+}
+
+#[tokio::test]
+async fn pod_cidr_from_update_runtime_config_feeds_ipam() {
+    if !has_plugins() {
+        return;
+    }
+    let net = Net::new();
+    net.write_config_with("bridge", serde_json::json!([]));
+    let shim = Shim::start_with(net.shim_options()).await;
+    let mut rt = shim.runtime.clone();
+    let cidr = format!("{}0/24", net.prefix());
+    let network_config = Some(api::NetworkConfig { pod_cidr: cidr });
+    let request = api::UpdateRuntimeConfigRequest { runtime_config: Some(api::RuntimeConfig { network_config }) };
+    rt.update_runtime_config(request).await.expect("update runtime config");
+    let pod = pods::run_pod(&rt, "cni-cidr").await;
+    assert!(pod_ip(&rt, &pod.id).await.starts_with(&net.prefix()));
+    pods::cleanup(&rt, &shim.images, &[&pod], &[]).await;
+}
+
+#[tokio::test]
+async fn stop_after_the_pause_container_died_releases_the_address() {
+    if !has_plugins() {
+        return;
+    }
+    let net = Net::new();
+    net.write_config("bridge");
+    let shim = Shim::start_with(net.shim_options()).await;
+    let rt = shim.runtime.clone();
+    let pod = pods::run_pod(&rt, "cni-killed").await;
+    assert_eq!(net.allocated().len(), 1);
+    let kill = bollard::query_parameters::KillContainerOptionsBuilder::default().signal("KILL").build();
+    common::docker().kill_container(&pod.id, Some(kill)).await.expect("docker kill");
+    pods::stop_pod(&rt, &pod.id).await;
+    assert!(net.allocated().is_empty(), "DEL ran without the namespace");
     pods::cleanup(&rt, &shim.images, &[&pod], &[]).await;
 }

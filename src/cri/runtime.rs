@@ -346,11 +346,16 @@ impl RuntimeService for RuntimeApi {
         Err(not_implemented("StreamPodSandboxStats"))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn update_runtime_config(
         &self,
-        _: Request<api::UpdateRuntimeConfigRequest>,
+        request: Request<api::UpdateRuntimeConfigRequest>,
     ) -> Result<Response<api::UpdateRuntimeConfigResponse>, Status> {
-        Err(not_implemented("UpdateRuntimeConfig"))
+        let config = request.into_inner().runtime_config.and_then(|c| c.network_config);
+        if let Some(network) = config.filter(|n| !n.pod_cidr.is_empty()) {
+            self.sandboxes.set_pod_cidr(&network.pod_cidr);
+        }
+        Ok(Response::new(api::UpdateRuntimeConfigResponse {}))
     }
 
     async fn checkpoint_container(

@@ -36,6 +36,9 @@ pub struct PodNetwork {
     pub egress_bandwidth: Option<u64>,
     /// DNS settings, for plugins that declare the `dns` capability.
     pub dns: Option<DnsCapability>,
+    /// Pod CIDRs kubelet set with UpdateRuntimeConfig, for plugins that
+    /// declare the `ipRanges` capability.
+    pub ip_ranges: Vec<String>,
 }
 
 /// A host port forwarded to a port of the pod.
@@ -92,6 +95,10 @@ impl PodNetwork {
         args.insert("portMappings".to_string(), Value::Array(self.port_mapping_args()));
         if let Some(bandwidth) = self.bandwidth_arg() {
             args.insert("bandwidth".to_string(), bandwidth);
+        }
+        if !self.ip_ranges.is_empty() {
+            let ranges: Vec<Value> = self.ip_ranges.iter().map(|cidr| json!([{ "subnet": cidr }])).collect();
+            args.insert("ipRanges".to_string(), Value::Array(ranges));
         }
         if let Some(dns) = &self.dns {
             args.insert(

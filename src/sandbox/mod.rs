@@ -37,6 +37,8 @@ pub struct SandboxService {
     config: SandboxConfig,
     /// Set with `--network-plugin=cni`: pods get their network from CNI.
     cni: Option<Arc<Cni>>,
+    /// The node's pod CIDRs from UpdateRuntimeConfig, offered to IPAM.
+    pod_cidrs: std::sync::RwLock<Vec<String>>,
 }
 
 /// A sandbox as stored in Docker, read back from its labels.
@@ -57,7 +59,18 @@ pub struct Sandbox {
 
 impl SandboxService {
     pub fn new(docker: Docker, images: Arc<ImageService>, config: SandboxConfig, cni: Option<Arc<Cni>>) -> Self {
-        SandboxService { docker, images, config, cni }
+        SandboxService { docker, images, config, cni, pod_cidrs: Default::default() }
+    }
+
+    /// Records the node's pod CIDR(s) (comma-separated) for later pods.
+    pub fn set_pod_cidr(&self, cidr: &str) {
+        let cidrs = cidr.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect();
+        tracing::info!(pod_cidr = cidr, "pod CIDR updated");
+        *self.pod_cidrs.write().unwrap_or_else(std::sync::PoisonError::into_inner) = cidrs;
+    }
+
+    fn pod_cidrs(&self) -> Vec<String> {
+        self.pod_cidrs.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn network_kind(&self, config: &api::PodSandboxConfig) -> NetworkKind {
@@ -103,7 +116,7 @@ impl SandboxService {
         let details = self.docker.inspect_container(id).await?.ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
         if let (NetworkKind::Cni, Some(cni)) = (network, &self.cni) {
             // A failed ADD undoes itself; the caller removes the pause container.
-            cni.add(&network::pod_network(id, Some(details.state.pid), config)).await?;
+            cni.add(&network::pod_network(id, Some(details.state.pid), config, self.pod_cidrs())).await?;
         }
         let dns = config.dns_config.as_ref().map(spec::dns_config).unwrap_or_default();
         if dns.is_empty() {
@@ -178,7 +191,7 @@ impl SandboxService {
         let (NetworkKind::Cni, Some(cni)) = (sandbox.network, &self.cni) else { return Ok(()) };
         let pid = self.docker.inspect_container(&sandbox.id).await?.map(|d| d.state.pid).filter(|p| *p > 0);
         let config = api::PodSandboxConfig { metadata: Some(sandbox.metadata.clone()), ..Default::default() };
-        cni.del(&network::pod_network(&sandbox.id, pid, &config)).await?;
+        cni.del(&network::pod_network(&sandbox.id, pid, &config, self.pod_cidrs())).await?;
         Ok(())
     }
 

@@ -48,7 +48,12 @@ impl NetworkKind {
 
 /// What the plugins are told about a pod whose infra process is `pid`
 /// (`None`: gone, as DEL allows).
-pub fn pod_network(sandbox_id: &str, pid: Option<i64>, config: &api::PodSandboxConfig) -> PodNetwork {
+pub fn pod_network(
+    sandbox_id: &str,
+    pid: Option<i64>,
+    config: &api::PodSandboxConfig,
+    ip_ranges: Vec<String>,
+) -> PodNetwork {
     let metadata = config.metadata.clone().unwrap_or_default();
     PodNetwork {
         container_id: sandbox_id.to_string(),
@@ -74,6 +79,7 @@ pub fn pod_network(sandbox_id: &str, pid: Option<i64>, config: &api::PodSandboxC
             searches: d.searches.clone(),
             options: d.options.clone(),
         }),
+        ip_ranges,
     }
 }
 
@@ -142,10 +148,10 @@ mod tests {
             annotations: [(INGRESS_BANDWIDTH.to_string(), "1M".to_string())].into(),
             ..Default::default()
         };
-        let pod = pod_network("abc", Some(42), &config);
+        let pod = pod_network("abc", Some(42), &config, vec![]);
         assert_eq!(pod.netns, Some(PathBuf::from("/proc/42/ns/net")));
         assert_eq!(pod.port_mappings[0].protocol, "tcp");
         assert_eq!(pod.ingress_bandwidth, Some(1_000_000));
-        assert_eq!(pod_network("abc", None, &config).netns, None);
+        assert_eq!(pod_network("abc", None, &config, vec![]).netns, None);
     }
 }
