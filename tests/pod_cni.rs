@@ -157,6 +157,18 @@ async fn pods_get_distinct_ips_reach_each_other_and_release_them() {
     let ping = pods::exec(&rt, &in_a, &["ping", "-c", "1", "-W", "3", &ip_b], 10).await.expect("exec ping");
     assert_eq!(ping.exit_code, 0, "{}", String::from_utf8_lossy(&ping.stdout));
 
+    // The pod reaches a port on the host: a listener on the bridge's own address.
+    let gateway = format!("{}1", net.prefix());
+    let host = tokio::net::TcpListener::bind((gateway.as_str(), 0)).await.expect("listen on the bridge");
+    let port = host.local_addr().expect("addr").port().to_string();
+    let answer = tokio::spawn(async move {
+        let (mut conn, _) = host.accept().await.expect("accept");
+        tokio::io::AsyncWriteExt::write_all(&mut conn, b"from-host\n").await.expect("write");
+    });
+    let fetched = pods::exec(&rt, &in_a, &["nc", "-w", "3", &gateway, &port], 10).await.expect("exec nc");
+    assert_eq!(String::from_utf8_lossy(&fetched.stdout).trim(), "from-host");
+    answer.await.expect("host side");
+
     // Stop twice; then stop again after a restart: DEL runs from the cache.
     pods::stop_pod(&rt, &a.id).await;
     pods::stop_pod(&rt, &a.id).await;
