@@ -4,31 +4,12 @@
 mod common;
 
 use common::Shim;
-use common::pods::{self, IDLE, Pod, Rt, TestImage};
+use common::pods;
 use common::spdy::SpdyClient;
 use pinshim::cri::api;
 use pinshim::stream::spdy::Frame;
 
 const V4: &str = "v4.channel.k8s.io";
-
-async fn exec_url(rt: &Rt, container: &str, cmd: &[&str], stdin: bool, tty: bool) -> String {
-    let request = api::ExecRequest {
-        container_id: container.to_string(),
-        cmd: cmd.iter().map(|s| s.to_string()).collect(),
-        tty,
-        stdin,
-        stdout: true,
-        stderr: !tty,
-    };
-    rt.clone().exec(request).await.expect("exec").into_inner().url
-}
-
-async fn running_container(shim: &Shim, prefix: &str) -> (Pod, TestImage, String) {
-    let image = pods::fresh_image(&shim.images, prefix).await;
-    let pod = pods::run_pod(&shim.runtime, prefix).await;
-    let id = pods::create_and_start(&shim.runtime, &pod, pods::container_config(&pod, "app", &image, IDLE)).await;
-    (pod, image, id)
-}
 
 fn exit_code(status: &[u8]) -> i64 {
     let status: serde_json::Value = serde_json::from_slice(status).expect("status JSON");
@@ -42,9 +23,9 @@ fn exit_code(status: &[u8]) -> i64 {
 async fn exec_over_spdy_output_stdin_and_exit_code() {
     let shim = Shim::start().await;
     let rt = &shim.runtime;
-    let (pod, image, id) = running_container(&shim, "spdy-exec").await;
+    let (pod, image, id) = pods::running_container(&shim, "spdy-exec").await;
 
-    let url = exec_url(rt, &id, &["sh", "-c", "echo hello; echo oops >&2; exit 3"], false, false).await;
+    let url = pods::exec_url(rt, &id, &["sh", "-c", "echo hello; echo oops >&2; exit 3"], false, false).await;
     let mut client = SpdyClient::connect(&url, &[V4, "v3.channel.k8s.io"]).await.expect("upgrade");
     assert_eq!(client.protocol, V4);
     let error = client.open(&[("streamType", "error")]).await;
@@ -55,7 +36,7 @@ async fn exec_over_spdy_output_stdin_and_exit_code() {
     assert_eq!(data.get(&stderr).map(Vec::as_slice), Some(&b"oops\n"[..]));
     assert_eq!(exit_code(&data[&error]), 3);
 
-    let url = exec_url(rt, &id, &["cat"], true, false).await;
+    let url = pods::exec_url(rt, &id, &["cat"], true, false).await;
     let mut client = SpdyClient::connect(&url, &[V4]).await.expect("upgrade");
     let error = client.open(&[("streamType", "error")]).await;
     let stdin = client.open(&[("streamType", "stdin")]).await;
@@ -73,9 +54,9 @@ async fn exec_over_spdy_output_stdin_and_exit_code() {
 async fn tty_exec_over_spdy_sees_resize() {
     let shim = Shim::start().await;
     let rt = &shim.runtime;
-    let (pod, image, id) = running_container(&shim, "spdy-tty").await;
+    let (pod, image, id) = pods::running_container(&shim, "spdy-tty").await;
 
-    let url = exec_url(rt, &id, &["sh", "-c", "sleep 1; stty size"], true, true).await;
+    let url = pods::exec_url(rt, &id, &["sh", "-c", "sleep 1; stty size"], true, true).await;
     let mut client = SpdyClient::connect(&url, &[V4]).await.expect("upgrade");
     let error = client.open(&[("streamType", "error")]).await;
     client.open(&[("streamType", "stdin")]).await;
@@ -168,8 +149,8 @@ async fn port_forward_over_spdy_moves_ten_mebibytes_both_ways() {
 async fn spdy_tokens_are_single_use() {
     let shim = Shim::start().await;
     let rt = &shim.runtime;
-    let (pod, image, id) = running_container(&shim, "spdy-token").await;
-    let url = exec_url(rt, &id, &["true"], false, false).await;
+    let (pod, image, id) = pods::running_container(&shim, "spdy-token").await;
+    let url = pods::exec_url(rt, &id, &["true"], false, false).await;
     let mut client = SpdyClient::connect(&url, &[V4]).await.expect("first use");
     let error = client.open(&[("streamType", "error")]).await;
     client.open(&[("streamType", "stdout")]).await;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::Shim;
-use common::pods::{self, IDLE, Pod, Rt, TestImage};
+use common::pods::{self, IDLE};
 use futures::{SinkExt, StreamExt};
 use pinshim::cri::api;
 use tokio_tungstenite::tungstenite::Message;
@@ -60,42 +60,23 @@ fn exit_code(status: &serde_json::Value) -> i64 {
     status["details"]["causes"][0]["message"].as_str().and_then(|m| m.parse().ok()).expect("exit code cause")
 }
 
-async fn exec_url(rt: &Rt, container: &str, cmd: &[&str], stdin: bool, tty: bool) -> String {
-    let request = api::ExecRequest {
-        container_id: container.to_string(),
-        cmd: cmd.iter().map(|s| s.to_string()).collect(),
-        tty,
-        stdin,
-        stdout: true,
-        stderr: !tty,
-    };
-    rt.clone().exec(request).await.expect("exec").into_inner().url
-}
-
-async fn running_container(shim: &Shim, prefix: &str) -> (Pod, TestImage, String) {
-    let image = pods::fresh_image(&shim.images, prefix).await;
-    let pod = pods::run_pod(&shim.runtime, prefix).await;
-    let id = pods::create_and_start(&shim.runtime, &pod, pods::container_config(&pod, "app", &image, IDLE)).await;
-    (pod, image, id)
-}
-
 #[tokio::test]
 async fn exec_output_stdin_and_exit_codes() {
     let shim = Shim::start().await;
     let rt = &shim.runtime;
-    let (pod, image, id) = running_container(&shim, "ws-exec").await;
+    let (pod, image, id) = pods::running_container(&shim, "ws-exec").await;
 
-    let url = exec_url(rt, &id, &["sh", "-c", "echo hello; echo oops >&2"], false, false).await;
+    let url = pods::exec_url(rt, &id, &["sh", "-c", "echo hello; echo oops >&2"], false, false).await;
     let t = drain(&mut connect(&url, V5).await.expect("connect")).await;
     assert_eq!((t.stdout.as_slice(), t.stderr.as_slice()), (&b"hello\n"[..], &b"oops\n"[..]));
     assert_eq!(exit_code(&t.status.expect("status")), 0);
 
-    let url = exec_url(rt, &id, &["sh", "-c", "exit 3"], false, false).await;
+    let url = pods::exec_url(rt, &id, &["sh", "-c", "exit 3"], false, false).await;
     let t = drain(&mut connect(&url, V4).await.expect("connect")).await;
     assert_eq!(exit_code(&t.status.expect("status")), 3);
 
     // stdin: what we send comes back through cat; closing stdin (v5) ends it.
-    let url = exec_url(rt, &id, &["cat"], true, false).await;
+    let url = pods::exec_url(rt, &id, &["cat"], true, false).await;
     let mut ws = connect(&url, V5).await.expect("connect");
     ws.send(Message::binary(b"\0abc\ndef".to_vec())).await.expect("stdin");
     ws.send(Message::binary(vec![255, 0])).await.expect("close stdin");
@@ -110,9 +91,9 @@ async fn exec_output_stdin_and_exit_codes() {
 async fn tty_exec_sees_resize() {
     let shim = Shim::start().await;
     let rt = &shim.runtime;
-    let (pod, image, id) = running_container(&shim, "ws-tty").await;
+    let (pod, image, id) = pods::running_container(&shim, "ws-tty").await;
 
-    let url = exec_url(rt, &id, &["sh", "-c", "sleep 1; stty size"], true, true).await;
+    let url = pods::exec_url(rt, &id, &["sh", "-c", "sleep 1; stty size"], true, true).await;
     let mut ws = connect(&url, V5).await.expect("connect");
     ws.send(Message::binary(b"\x04{\"Width\":100,\"Height\":40}".to_vec())).await.expect("resize");
     let t = drain(&mut ws).await;
@@ -209,9 +190,9 @@ async fn port_forward_moves_ten_mebibytes_both_ways() {
 async fn tokens_are_single_use_and_unknown_ones_refused() {
     let shim = Shim::start().await;
     let rt = &shim.runtime;
-    let (pod, image, id) = running_container(&shim, "ws-token").await;
+    let (pod, image, id) = pods::running_container(&shim, "ws-token").await;
 
-    let url = exec_url(rt, &id, &["true"], false, false).await;
+    let url = pods::exec_url(rt, &id, &["true"], false, false).await;
     drain(&mut connect(&url, V5).await.expect("first use")).await;
     let reused = connect(&url, V5).await.expect_err("second use");
     assert!(reused.to_string().contains("404"), "{reused}");
@@ -225,12 +206,12 @@ async fn tokens_are_single_use_and_unknown_ones_refused() {
 async fn two_hundred_concurrent_execs_complete_without_leaks() {
     let shim = Shim::start().await;
     let rt = &shim.runtime;
-    let (pod, image, id) = running_container(&shim, "ws-many").await;
+    let (pod, image, id) = pods::running_container(&shim, "ws-many").await;
 
     let sessions = (0..200).map(|i| {
         let (rt, id) = (rt.clone(), id.clone());
         async move {
-            let url = exec_url(&rt, &id, &["echo", &i.to_string()], false, false).await;
+            let url = pods::exec_url(&rt, &id, &["echo", &i.to_string()], false, false).await;
             let t = drain(&mut connect(&url, V5).await.expect("connect")).await;
             assert_eq!(String::from_utf8_lossy(&t.stdout).trim(), i.to_string());
             assert_eq!(exit_code(&t.status.expect("status")), 0);

@@ -642,3 +642,24 @@ pub async fn wait_listening(rt: &Rt, container: &str, port: u16) {
     })
     .await
 }
+
+/// An Exec URL on pinshim's streaming server for `cmd` in `container`.
+pub async fn exec_url(rt: &Rt, container: &str, cmd: &[&str], stdin: bool, tty: bool) -> String {
+    let request = api::ExecRequest {
+        container_id: container.to_string(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        tty,
+        stdin,
+        stdout: true,
+        stderr: !tty,
+    };
+    rt.clone().exec(request).await.expect("exec").into_inner().url
+}
+
+/// A pod with one idle container, for streaming tests.
+pub async fn running_container(shim: &super::Shim, prefix: &str) -> (Pod, TestImage, String) {
+    let image = fresh_image(&shim.images, prefix).await;
+    let pod = run_pod(&shim.runtime, prefix).await;
+    let id = create_and_start(&shim.runtime, &pod, container_config(&pod, "app", &image, IDLE)).await;
+    (pod, image, id)
+}
