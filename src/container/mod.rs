@@ -3,6 +3,7 @@
 
 mod cri_log;
 mod error;
+mod events;
 pub mod labels;
 mod logs;
 pub mod security;

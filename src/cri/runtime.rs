@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::api::{self, runtime_service_server::RuntimeService};
@@ -16,6 +16,9 @@ use crate::sandbox::SandboxService;
 use crate::stream::Streaming;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// How many items one message of a streamed list carries.
+const STREAM_BATCH: usize = 100;
 
 pub struct RuntimeApi {
     runtime: Arc<Runtime>,
@@ -156,11 +159,18 @@ impl RuntimeService for RuntimeApi {
 
     type StreamPodSandboxesStream = ResponseStream<api::StreamPodSandboxesResponse>;
 
+    #[tracing::instrument(skip_all)]
     async fn stream_pod_sandboxes(
         &self,
-        _: Request<api::StreamPodSandboxesRequest>,
+        request: Request<api::StreamPodSandboxesRequest>,
     ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
-        Err(not_implemented("StreamPodSandboxes"))
+        let filter = request.into_inner().filter;
+        let items = self.sandboxes.list(filter.as_ref()).await?;
+        let batches: Vec<_> = items
+            .chunks(STREAM_BATCH)
+            .map(|c| Ok(api::StreamPodSandboxesResponse { pod_sandboxes: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
     }
 
     #[tracing::instrument(skip_all, fields(sandbox_id, container))]
@@ -222,11 +232,16 @@ impl RuntimeService for RuntimeApi {
 
     type StreamContainersStream = ResponseStream<api::StreamContainersResponse>;
 
+    #[tracing::instrument(skip_all)]
     async fn stream_containers(
         &self,
-        _: Request<api::StreamContainersRequest>,
+        request: Request<api::StreamContainersRequest>,
     ) -> Result<Response<Self::StreamContainersStream>, Status> {
-        Err(not_implemented("StreamContainers"))
+        let filter = request.into_inner().filter;
+        let items = self.containers.list(filter.as_ref()).await?;
+        let batches: Vec<_> =
+            items.chunks(STREAM_BATCH).map(|c| Ok(api::StreamContainersResponse { containers: c.to_vec() })).collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
     }
 
     #[tracing::instrument(skip_all, fields(container_id))]
@@ -381,11 +396,13 @@ impl RuntimeService for RuntimeApi {
 
     type GetContainerEventsStream = ResponseStream<api::ContainerEventResponse>;
 
+    #[tracing::instrument(skip_all)]
     async fn get_container_events(
         &self,
         _: Request<api::GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        Err(not_implemented("GetContainerEvents"))
+        let events = tokio_stream::wrappers::ReceiverStream::new(self.containers.events()).map(Ok);
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn list_metric_descriptors(

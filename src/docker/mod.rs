@@ -2,6 +2,7 @@
 //! pinshim's own small types; bollard's models stop here.
 
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod logs;
@@ -11,6 +12,7 @@ mod system;
 pub use containers::{
     ContainerDetails, ContainerSummary, CreateSpec, DeviceSpec, MountInfo, PortSpec, Resources, RunState,
 };
+pub use events::{ContainerAction, ContainerEvent};
 pub use exec::ExecOutput;
 pub use images::DockerImage;
 pub use logs::{LogChunk, OutputStream};

@@ -1,0 +1,79 @@
+//! GetContainerEvents: Docker's container events, each with the pod's
+//! status and its containers' statuses, as kubelet's evented PLEG expects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::{ContainerService, labels};
+use crate::cri::api;
+use crate::docker::{ContainerAction, ContainerEvent};
+
+/// Events buffered for a slow subscriber before pinshim waits for it.
+const DEPTH: usize = 256;
+/// Pause before reconnecting to dockerd's event stream.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+impl ContainerService {
+    /// Streams container events until the receiver is dropped. After a
+    /// broken event stream (e.g. dockerd restarted) it reconnects and asks
+    /// Docker for what happened since the last event seen.
+    pub fn events(self: &Arc<Self>) -> mpsc::Receiver<api::ContainerEventResponse> {
+        let (tx, rx) = mpsc::channel(DEPTH);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let filter = labels::kind_filter(labels::KIND_CONTAINER);
+            let mut since = crate::time::now_nanos();
+            while !tx.is_closed() {
+                let mut events = match this.docker.container_events(&filter, since).await {
+                    Ok(events) => Box::pin(events),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot subscribe to docker events; retrying");
+                        tokio::time::sleep(RECONNECT_DELAY).await;
+                        continue;
+                    }
+                };
+                loop {
+                    let event = tokio::select! {
+                        () = tx.closed() => return,
+                        event = events.next() => event,
+                    };
+                    let Some(Ok(event)) = event else { break };
+                    since = since.max(event.time_nano + 1);
+                    if tx.send(this.event_response(event).await).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::time::sleep(RECONNECT_DELAY).await;
+            }
+        });
+        rx
+    }
+
+    async fn event_response(&self, event: ContainerEvent) -> api::ContainerEventResponse {
+        let kind = match event.action {
+            ContainerAction::Create => api::ContainerEventType::ContainerCreatedEvent,
+            ContainerAction::Start => api::ContainerEventType::ContainerStartedEvent,
+            ContainerAction::Die => api::ContainerEventType::ContainerStoppedEvent,
+            ContainerAction::Destroy => api::ContainerEventType::ContainerDeletedEvent,
+        };
+        let sandbox_id = labels::get(&event.labels, labels::SANDBOX_ID);
+        let pod_sandbox_status = self.sandboxes.status(&sandbox_id, false).await.ok().and_then(|r| r.status);
+        let filter = api::ContainerFilter { pod_sandbox_id: sandbox_id, ..Default::default() };
+        let mut containers_statuses = Vec::new();
+        for container in self.list(Some(&filter)).await.unwrap_or_default() {
+            if let Ok(status) = self.status(&container.id, false).await {
+                containers_statuses.extend(status.status);
+            }
+        }
+        api::ContainerEventResponse {
+            container_id: event.id,
+            container_event_type: kind as i32,
+            created_at: event.time_nano,
+            pod_sandbox_status,
+            containers_statuses,
+        }
+    }
+}
