@@ -13,5 +13,6 @@ pub mod observability;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod stats;
 pub mod stream;
 pub mod time;

@@ -21,6 +21,7 @@ use crate::image::{ImageConfig, ImageError, ImageService};
 use crate::network::{Cni, CniSettings};
 use crate::runtime::Runtime;
 use crate::sandbox::{SandboxConfig, SandboxService};
+use crate::stats::StatsService;
 use crate::stream::Streaming;
 
 /// kubelet's own limit for CRI messages; larger lists must still fit.
@@ -91,13 +92,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let streaming = Streaming::start(&config.streaming_bind_addr, docker.clone(), stop.clone())
         .await
         .map_err(|source| ServeError::Streaming { addr: config.streaming_bind_addr.clone(), source })?;
+    let stats = Arc::new(StatsService::new(docker.clone(), containers.clone(), sandboxes.clone()));
     let runtime = Arc::new(Runtime::new(docker, config.network_plugin, cni));
 
     let listener = bind(&socket).await?;
     tracing::info!(socket = %socket.display(), docker = %config.docker_endpoint, "serving CRI");
 
     let runtime_service =
-        RuntimeServiceServer::new(RuntimeApi::new(runtime, sandboxes, containers, Arc::new(streaming)))
+        RuntimeServiceServer::new(RuntimeApi::new(runtime, sandboxes, containers, Arc::new(streaming), stats))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let image_service = ImageServiceServer::new(ImageApi::new(images))

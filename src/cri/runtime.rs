@@ -13,6 +13,7 @@ use crate::container::ContainerService;
 use crate::docker::StdioFlags;
 use crate::runtime::{CgroupDriver, Condition, RUNTIME_API_VERSION, RUNTIME_NAME, Runtime};
 use crate::sandbox::SandboxService;
+use crate::stats::StatsService;
 use crate::stream::Streaming;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -25,6 +26,7 @@ pub struct RuntimeApi {
     sandboxes: Arc<SandboxService>,
     containers: Arc<ContainerService>,
     streaming: Arc<Streaming>,
+    stats: Arc<StatsService>,
 }
 
 impl RuntimeApi {
@@ -33,8 +35,9 @@ impl RuntimeApi {
         sandboxes: Arc<SandboxService>,
         containers: Arc<ContainerService>,
         streaming: Arc<Streaming>,
+        stats: Arc<StatsService>,
     ) -> Self {
-        RuntimeApi { runtime, sandboxes, containers, streaming }
+        RuntimeApi { runtime, sandboxes, containers, streaming, stats }
     }
 }
 
@@ -315,50 +318,74 @@ impl RuntimeService for RuntimeApi {
         Ok(Response::new(api::PortForwardResponse { url: self.streaming.url(stream)? }))
     }
 
+    #[tracing::instrument(skip_all, fields(container_id))]
     async fn container_stats(
         &self,
-        _: Request<api::ContainerStatsRequest>,
+        request: Request<api::ContainerStatsRequest>,
     ) -> Result<Response<api::ContainerStatsResponse>, Status> {
-        Err(not_implemented("ContainerStats"))
+        let id = request.into_inner().container_id;
+        tracing::Span::current().record("container_id", id.as_str());
+        Ok(Response::new(api::ContainerStatsResponse { stats: Some(self.stats.container(&id).await?) }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_container_stats(
         &self,
-        _: Request<api::ListContainerStatsRequest>,
+        request: Request<api::ListContainerStatsRequest>,
     ) -> Result<Response<api::ListContainerStatsResponse>, Status> {
-        Err(not_implemented("ListContainerStats"))
+        let filter = request.into_inner().filter;
+        Ok(Response::new(api::ListContainerStatsResponse { stats: self.stats.containers(filter.as_ref()).await? }))
     }
 
     type StreamContainerStatsStream = ResponseStream<api::StreamContainerStatsResponse>;
 
+    #[tracing::instrument(skip_all)]
     async fn stream_container_stats(
         &self,
-        _: Request<api::StreamContainerStatsRequest>,
+        request: Request<api::StreamContainerStatsRequest>,
     ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
-        Err(not_implemented("StreamContainerStats"))
+        let filter = request.into_inner().filter;
+        let stats = self.stats.containers(filter.as_ref()).await?;
+        let batches: Vec<_> = stats
+            .chunks(STREAM_BATCH)
+            .map(|c| Ok(api::StreamContainerStatsResponse { container_stats: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
     }
 
+    #[tracing::instrument(skip_all, fields(sandbox_id))]
     async fn pod_sandbox_stats(
         &self,
-        _: Request<api::PodSandboxStatsRequest>,
+        request: Request<api::PodSandboxStatsRequest>,
     ) -> Result<Response<api::PodSandboxStatsResponse>, Status> {
-        Err(not_implemented("PodSandboxStats"))
+        let id = request.into_inner().pod_sandbox_id;
+        tracing::Span::current().record("sandbox_id", id.as_str());
+        Ok(Response::new(api::PodSandboxStatsResponse { stats: Some(self.stats.pod(&id).await?) }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_pod_sandbox_stats(
         &self,
-        _: Request<api::ListPodSandboxStatsRequest>,
+        request: Request<api::ListPodSandboxStatsRequest>,
     ) -> Result<Response<api::ListPodSandboxStatsResponse>, Status> {
-        Err(not_implemented("ListPodSandboxStats"))
+        let filter = request.into_inner().filter;
+        Ok(Response::new(api::ListPodSandboxStatsResponse { stats: self.stats.pods(filter.as_ref()).await? }))
     }
 
     type StreamPodSandboxStatsStream = ResponseStream<api::StreamPodSandboxStatsResponse>;
 
+    #[tracing::instrument(skip_all)]
     async fn stream_pod_sandbox_stats(
         &self,
-        _: Request<api::StreamPodSandboxStatsRequest>,
+        request: Request<api::StreamPodSandboxStatsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
-        Err(not_implemented("StreamPodSandboxStats"))
+        let filter = request.into_inner().filter;
+        let stats = self.stats.pods(filter.as_ref()).await?;
+        let batches: Vec<_> = stats
+            .chunks(STREAM_BATCH)
+            .map(|c| Ok(api::StreamPodSandboxStatsResponse { pod_sandbox_stats: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
     }
 
     #[tracing::instrument(skip_all)]

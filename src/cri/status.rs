@@ -90,6 +90,16 @@ impl From<crate::stream::TokenError> for Status {
     }
 }
 
+impl From<crate::stats::StatsError> for Status {
+    fn from(err: crate::stats::StatsError) -> Self {
+        match err {
+            crate::stats::StatsError::Container(e) => e.into(),
+            crate::stats::StatsError::Sandbox(e) => e.into(),
+            crate::stats::StatsError::Docker(e) => e.into(),
+        }
+    }
+}
+
 /// Answer for RPCs whose support has not landed yet.
 pub fn not_implemented(rpc: &str) -> Status {
     Status::unimplemented(format!("{rpc} is not implemented by pinshim yet"))

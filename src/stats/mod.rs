@@ -1,0 +1,249 @@
+//! Container and pod stats, read from the kernel (cgroups, /proc) rather
+//! than through Docker's stats API, which is slow per container.
+
+pub mod cgroup;
+pub mod netdev;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::container::{ContainerError, ContainerService, labels};
+use crate::cri::api;
+use crate::docker::{ContainerDetails, Docker};
+use crate::sandbox::{SandboxError, SandboxService};
+use crate::time::now_nanos;
+use cgroup::{CgroupLocation, CgroupStats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Docker(#[from] crate::docker::DockerError),
+}
+
+/// One CPU reading, to turn cumulative usage into a rate.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    at: i64,
+    usage_ns: u64,
+}
+
+pub struct StatsService {
+    docker: Docker,
+    containers: Arc<ContainerService>,
+    sandboxes: Arc<SandboxService>,
+    last_cpu: Mutex<HashMap<String, CpuSample>>,
+}
+
+impl StatsService {
+    pub fn new(docker: Docker, containers: Arc<ContainerService>, sandboxes: Arc<SandboxService>) -> Self {
+        StatsService { docker, containers, sandboxes, last_cpu: Mutex::default() }
+    }
+
+    pub async fn container(&self, id: &str) -> Result<api::ContainerStats, StatsError> {
+        self.containers.status(id, false).await?;
+        let details =
+            self.docker.inspect_container(id).await?.ok_or_else(|| ContainerError::NotFound(id.to_string()))?;
+        Ok(self.container_stats(&details).await.0)
+    }
+
+    /// Stats of the running containers that match `filter`.
+    pub async fn containers(
+        &self,
+        filter: Option<&api::ContainerStatsFilter>,
+    ) -> Result<Vec<api::ContainerStats>, StatsError> {
+        Ok(self.collect(filter).await?.into_iter().map(|(stats, _)| stats).collect())
+    }
+
+    /// The CRI stats with the raw cgroup readings they came from.
+    async fn collect(
+        &self,
+        filter: Option<&api::ContainerStatsFilter>,
+    ) -> Result<Vec<(api::ContainerStats, Option<CgroupStats>)>, StatsError> {
+        let filter = filter.map(|f| api::ContainerFilter {
+            id: f.id.clone(),
+            pod_sandbox_id: f.pod_sandbox_id.clone(),
+            label_selector: f.label_selector.clone(),
+            state: Some(api::ContainerStateValue { state: api::ContainerState::ContainerRunning as i32 }),
+        });
+        let running = api::ContainerFilter {
+            state: Some(api::ContainerStateValue { state: api::ContainerState::ContainerRunning as i32 }),
+            ..Default::default()
+        };
+        let listed = self.containers.list(Some(filter.as_ref().unwrap_or(&running))).await?;
+        let mut stats = Vec::with_capacity(listed.len());
+        for container in listed {
+            if let Some(details) = self.docker.inspect_container(&container.id).await? {
+                stats.push(self.container_stats(&details).await);
+            }
+        }
+        Ok(stats)
+    }
+
+    pub async fn pod(&self, id: &str) -> Result<api::PodSandboxStats, StatsError> {
+        let (sandbox, details) = self.sandboxes.get(id).await?;
+        let filter = api::ContainerStatsFilter { pod_sandbox_id: sandbox.id.clone(), ..Default::default() };
+        let collected = self.collect(Some(&filter)).await?;
+        let now = now_nanos();
+        let mut total = read_cgroup(details.state.pid).await.unwrap_or_default();
+        for (_, cgroup) in &collected {
+            if let Some(cgroup) = cgroup {
+                add(&mut total, cgroup);
+            }
+        }
+        let containers = collected.into_iter().map(|(stats, _)| stats).collect();
+        let interfaces = netdev_of(details.state.pid).await;
+        let network = api::NetworkUsage {
+            timestamp: now,
+            default_interface: interfaces.iter().find(|i| i.name == "eth0").or(interfaces.first()).cloned(),
+            interfaces,
+        };
+        Ok(api::PodSandboxStats {
+            attributes: Some(api::PodSandboxAttributes {
+                id: sandbox.id.clone(),
+                metadata: Some(sandbox.metadata),
+                labels: sandbox.labels,
+                annotations: sandbox.annotations,
+            }),
+            linux: Some(api::LinuxPodSandboxStats {
+                cpu: Some(self.cpu_usage(&format!("pod:{}", sandbox.id), &total, now)),
+                memory: Some(memory_usage(&total, now)),
+                network: Some(network),
+                process: Some(api::ProcessUsage { timestamp: now, process_count: total.pids.map(value) }),
+                containers,
+                io: None,
+            }),
+            windows: None,
+        })
+    }
+
+    pub async fn pods(
+        &self,
+        filter: Option<&api::PodSandboxStatsFilter>,
+    ) -> Result<Vec<api::PodSandboxStats>, StatsError> {
+        let filter = api::PodSandboxFilter {
+            id: filter.map(|f| f.id.clone()).unwrap_or_default(),
+            label_selector: filter.map(|f| f.label_selector.clone()).unwrap_or_default(),
+            state: Some(api::PodSandboxStateValue { state: api::PodSandboxState::SandboxReady as i32 }),
+        };
+        let mut stats = Vec::new();
+        for sandbox in self.sandboxes.list(Some(&filter)).await? {
+            match self.pod(&sandbox.id).await {
+                Ok(s) => stats.push(s),
+                // Gone between list and read: not an error for the caller.
+                Err(StatsError::Sandbox(SandboxError::NotFound(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn container_stats(&self, d: &ContainerDetails) -> (api::ContainerStats, Option<CgroupStats>) {
+        let now = now_nanos();
+        let attributes = api::ContainerAttributes {
+            id: d.id.clone(),
+            metadata: Some(api::ContainerMetadata {
+                name: labels::get(&d.labels, labels::NAME),
+                attempt: labels::get_u32(&d.labels, labels::ATTEMPT),
+            }),
+            labels: labels::decode_map(&d.labels, labels::LABELS),
+            annotations: labels::decode_map(&d.labels, labels::ANNOTATIONS),
+        };
+        let cgroup = if d.state.running { read_cgroup(d.state.pid).await } else { None };
+        let Some(cgroup) = cgroup else {
+            return (api::ContainerStats { attributes: Some(attributes), ..Default::default() }, None);
+        };
+        let stats = api::ContainerStats {
+            attributes: Some(attributes),
+            cpu: Some(self.cpu_usage(&d.id, &cgroup, now)),
+            memory: Some(memory_usage(&cgroup, now)),
+            writable_layer: None,
+            swap: None,
+            io: None,
+        };
+        (stats, Some(cgroup))
+    }
+
+    /// Cumulative CPU time, and cores in use since the previous reading.
+    fn cpu_usage(&self, key: &str, cgroup: &CgroupStats, now: i64) -> api::CpuUsage {
+        let usage = cgroup.cpu_usage_ns;
+        let mut last = self.last_cpu.lock().unwrap_or_else(PoisonError::into_inner);
+        let rate = match (usage, last.get(key)) {
+            (Some(usage), Some(prev)) if now > prev.at && usage >= prev.usage_ns => {
+                Some(((usage - prev.usage_ns) as u128 * 1_000_000_000 / (now - prev.at) as u128) as u64)
+            }
+            _ => None,
+        };
+        if let Some(usage_ns) = usage {
+            last.insert(key.to_string(), CpuSample { at: now, usage_ns });
+        }
+        api::CpuUsage {
+            timestamp: now,
+            usage_core_nano_seconds: usage.map(value),
+            usage_nano_cores: rate.map(value),
+            psi: None,
+        }
+    }
+}
+
+fn memory_usage(c: &CgroupStats, now: i64) -> api::MemoryUsage {
+    api::MemoryUsage {
+        timestamp: now,
+        working_set_bytes: c.working_set.map(value),
+        available_bytes: c.available_bytes.map(value),
+        usage_bytes: c.memory_usage.map(value),
+        rss_bytes: c.rss.map(value),
+        page_faults: c.page_faults.map(value),
+        major_page_faults: c.major_page_faults.map(value),
+        psi: None,
+    }
+}
+
+/// Adds a container's usage into the pod's totals. Limits and available
+/// bytes stay the pod infra container's: the sum of limits means nothing.
+fn add(total: &mut CgroupStats, c: &CgroupStats) {
+    let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    };
+    total.cpu_usage_ns = sum(total.cpu_usage_ns, c.cpu_usage_ns);
+    total.memory_usage = sum(total.memory_usage, c.memory_usage);
+    total.working_set = sum(total.working_set, c.working_set);
+    total.rss = sum(total.rss, c.rss);
+    total.page_faults = sum(total.page_faults, c.page_faults);
+    total.major_page_faults = sum(total.major_page_faults, c.major_page_faults);
+    total.pids = sum(total.pids, c.pids);
+}
+
+fn value(v: u64) -> api::UInt64Value {
+    api::UInt64Value { value: v }
+}
+
+async fn read_cgroup(pid: i64) -> Option<CgroupStats> {
+    if pid <= 0 {
+        return None;
+    }
+    tokio::task::spawn_blocking(move || CgroupLocation::of_pid(pid).and_then(|l| l.read())).await.ok()?.ok()
+}
+
+async fn netdev_of(pid: i64) -> Vec<api::NetworkInterfaceUsage> {
+    if pid <= 0 {
+        return Vec::new();
+    }
+    let read = tokio::task::spawn_blocking(move || netdev::read(pid)).await;
+    read.ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| api::NetworkInterfaceUsage {
+            name: i.name,
+            rx_bytes: Some(value(i.rx_bytes)),
+            rx_errors: Some(value(i.rx_errors)),
+            tx_bytes: Some(value(i.tx_bytes)),
+            tx_errors: Some(value(i.tx_errors)),
+        })
+        .collect()
+}

@@ -1,0 +1,102 @@
+//! Container and pod stats read from the kernel, checked against what the
+//! containers really do.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Shim;
+use common::pods;
+use pinshim::cri::api;
+
+async fn container_stats(rt: &pods::Rt, id: &str) -> api::ContainerStats {
+    let request = api::ContainerStatsRequest { container_id: id.to_string() };
+    rt.clone().container_stats(request).await.expect("container stats").into_inner().stats.expect("stats")
+}
+
+fn value(v: &Option<api::UInt64Value>) -> u64 {
+    v.as_ref().map(|v| v.value).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn memory_cpu_and_network_follow_the_containers() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "stats").await;
+    let pod = pods::run_pod(rt, "stats").await;
+    // awk holds a 64 MiB string in anonymous memory while it waits.
+    let hog = ["awk", r#"BEGIN { s = sprintf("%67108864s", ""); system("sleep 600") }"#];
+    let memory = pods::create_and_start(rt, &pod, pods::container_config(&pod, "memory", &image, &hog)).await;
+    let busy = pods::create_and_start(
+        rt,
+        &pod,
+        pods::container_config(&pod, "busy", &image, &["sh", "-c", "while :; do :; done"]),
+    )
+    .await;
+
+    // Working set counts the 64 MiB awk holds.
+    let working_set = pods::wait_for("64 MiB working set", pods::WAIT, || async {
+        let stats = container_stats(rt, &memory).await;
+        let ws = value(&stats.memory.expect("memory").working_set_bytes);
+        (ws >= 64 << 20).then_some(ws)
+    })
+    .await;
+    assert!(working_set >= 64 << 20);
+
+    // CPU time rises and the rate since the last reading is reported.
+    let first = value(&container_stats(rt, &busy).await.cpu.expect("cpu").usage_core_nano_seconds);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu = container_stats(rt, &busy).await.cpu.expect("cpu");
+    assert!(value(&cpu.usage_core_nano_seconds) > first);
+    assert!(value(&cpu.usage_nano_cores) > 100_000_000, "a busy loop uses a good part of a core");
+
+    // Pod network counters grow with traffic from inside the pod.
+    let pod_stats = |rt: pods::Rt, id: String| async move {
+        let request = api::PodSandboxStatsRequest { pod_sandbox_id: id };
+        rt.clone().pod_sandbox_stats(request).await.expect("pod stats").into_inner().stats.expect("stats")
+    };
+    let before = pod_stats(rt.clone(), pod.id.clone()).await;
+    let tx_before = value(
+        &before
+            .linux
+            .as_ref()
+            .and_then(|l| l.network.as_ref())
+            .and_then(|n| n.default_interface.as_ref())
+            .expect("eth0")
+            .tx_bytes,
+    );
+    let ping = "ping -c 3 -W 1 $(ip route | awk '/default/ {print $3}') || true";
+    pods::exec(rt, &busy, &["sh", "-c", ping], 15).await.expect("ping");
+    let after = pod_stats(rt.clone(), pod.id.clone()).await;
+    let linux = after.linux.expect("linux");
+    let tx_after = value(&linux.network.as_ref().and_then(|n| n.default_interface.as_ref()).expect("eth0").tx_bytes);
+    assert!(tx_after > tx_before, "tx bytes grew: {tx_before} -> {tx_after}");
+    assert_eq!(linux.containers.len(), 2, "both running containers are in the pod's stats");
+    assert!(value(&linux.memory.expect("memory").working_set_bytes) >= 64 << 20);
+    assert!(value(&linux.process.expect("process").process_count) >= 3);
+
+    // The list forms find the same containers and pod.
+    let filter = api::ContainerStatsFilter { pod_sandbox_id: pod.id.clone(), ..Default::default() };
+    let request = api::ListContainerStatsRequest { filter: Some(filter) };
+    let listed = rt.clone().list_container_stats(request).await.expect("list").into_inner().stats;
+    let mut ids: Vec<_> = listed.iter().filter_map(|s| s.attributes.as_ref()).map(|a| a.id.clone()).collect();
+    ids.sort();
+    let mut expected = vec![memory.clone(), busy.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let request = api::ListPodSandboxStatsRequest {
+        filter: Some(api::PodSandboxStatsFilter { id: pod.id.clone(), ..Default::default() }),
+    };
+    let pods_listed = rt.clone().list_pod_sandbox_stats(request).await.expect("list pods").into_inner().stats;
+    assert_eq!(pods_listed.len(), 1);
+
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}
+
+#[tokio::test]
+async fn stats_of_unknown_containers_are_not_found() {
+    let shim = Shim::start().await;
+    let request = api::ContainerStatsRequest { container_id: pods::unknown_id() };
+    let err = shim.runtime.clone().container_stats(request).await.expect_err("unknown");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+}
