@@ -8,12 +8,9 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::api::{self, image_service_server::ImageService};
-use super::convert;
 use super::status::missing;
+use super::{STREAM_BATCH, convert};
 use crate::image::{Credentials, ImageService as Images};
-
-/// How many images one StreamImages message carries.
-const STREAM_BATCH: usize = 100;
 
 pub struct ImageApi {
     images: Arc<Images>,

@@ -8,4 +8,7 @@ mod runtime;
 mod status;
 
 pub use image::ImageApi;
+
+/// How many items one message of a streamed list carries.
+const STREAM_BATCH: usize = 100;
 pub use runtime::RuntimeApi;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::STREAM_BATCH;
 use super::api::{self, runtime_service_server::RuntimeService};
 use super::status::{missing, not_implemented};
 use crate::container::ContainerService;
@@ -17,9 +18,6 @@ use crate::stats::StatsService;
 use crate::stream::Streaming;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// How many items one message of a streamed list carries.
-const STREAM_BATCH: usize = 100;
 
 pub struct RuntimeApi {
     runtime: Arc<Runtime>,

@@ -44,9 +44,10 @@ impl StatsService {
     }
 
     pub async fn container(&self, id: &str) -> Result<api::ContainerStats, StatsError> {
-        self.containers.status(id, false).await?;
-        let details =
-            self.docker.inspect_container(id).await?.ok_or_else(|| ContainerError::NotFound(id.to_string()))?;
+        let details = self.docker.inspect_container(id).await?;
+        let details = details
+            .filter(|d| labels::get(&d.labels, labels::KIND) == labels::KIND_CONTAINER)
+            .ok_or_else(|| ContainerError::NotFound(id.to_string()))?;
         Ok(self.container_stats(&details).await.0)
     }
 
