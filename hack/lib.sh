@@ -16,7 +16,7 @@ PINSHIM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PINSHIM_TEST_STATE="${PINSHIM_TEST_STATE:-/var/lib/pinshim-test}"
 
 PINSHIM_PACKAGES=(docker.io docker-registry busybox-static containernetworking-plugins
-                  apache2-utils curl iptables ca-certificates jq)
+                  apache2-utils curl iptables iproute2 ca-certificates jq)
 
 PINSHIM_DOCKERD_LOG=/var/log/pinshim-dockerd.log
 PINSHIM_DOCKERD_PIDFILE="${PINSHIM_TEST_STATE}/dockerd.pid"
