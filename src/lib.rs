@@ -5,6 +5,7 @@
 pub mod config;
 pub mod container;
 pub mod cri;
+pub mod disk_usage;
 pub mod docker;
 pub mod host;
 pub mod image;

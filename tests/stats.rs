@@ -100,3 +100,21 @@ async fn stats_of_unknown_containers_are_not_found() {
     let err = shim.runtime.clone().container_stats(request).await.expect_err("unknown");
     assert_eq!(err.code(), tonic::Code::NotFound);
 }
+
+#[tokio::test]
+async fn writable_layer_usage_is_measured_in_the_background() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "stats-layer").await;
+    let pod = pods::run_pod(rt, "stats-layer").await;
+    let writer = ["sh", "-c", "dd if=/dev/zero of=/written bs=1M count=8 2>/dev/null; sleep 600"];
+    let id = pods::create_and_start(rt, &pod, pods::container_config(&pod, "writer", &image, &writer)).await;
+    let layer = pods::wait_for("writable layer of 8 MiB", pods::WAIT, || async {
+        let layer = container_stats(rt, &id).await.writable_layer?;
+        (value(&layer.used_bytes) >= 8 << 20).then_some(layer)
+    })
+    .await;
+    assert!(value(&layer.inodes_used) >= 1);
+    assert!(layer.fs_id.is_some_and(|f| !f.mountpoint.is_empty()));
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}

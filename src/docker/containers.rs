@@ -120,6 +120,8 @@ pub struct ContainerDetails {
     pub tty: bool,
     pub open_stdin: bool,
     pub resources: Resources,
+    /// The writable layer's directory on the host (overlay2's UpperDir).
+    pub upper_dir: String,
 }
 
 /// One line of `docker ps -a`.
@@ -177,6 +179,7 @@ impl Docker {
         let endpoint = network.into_values().next().unwrap_or_default();
         let config = c.config.unwrap_or_default();
         let host = c.host_config.unwrap_or_default();
+        let upper_dir = c.graph_driver.and_then(|g| g.data.get("UpperDir").cloned()).unwrap_or_default();
         Ok(Some(ContainerDetails {
             id: c.id.unwrap_or_default(),
             name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -210,6 +213,7 @@ impl Docker {
             user: config.user.unwrap_or_default(),
             tty: config.tty.unwrap_or_default(),
             open_stdin: config.open_stdin.unwrap_or_default(),
+            upper_dir,
             resources: Resources {
                 cpu_period: host.cpu_period,
                 cpu_quota: host.cpu_quota,

@@ -10,11 +10,11 @@ use tokio::sync::Mutex;
 
 use super::credentials::{Credentials, DockerConfig};
 use super::error::ImageError;
-use super::fs_usage::{FsUsage, FsUsageCache};
 use super::records::TagRecords;
 use super::reference::{ImageReference, Target};
 use super::registry::Registry;
 use super::single_flight::SingleFlight;
+use crate::disk_usage::{FsUsage, FsUsageCache};
 use crate::docker::{Docker, DockerError, DockerImage};
 
 /// How many image configs ListImages inspects at once when its cache misses.

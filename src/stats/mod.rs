@@ -2,6 +2,7 @@
 //! than through Docker's stats API, which is slow per container.
 
 pub mod cgroup;
+mod layers;
 pub mod netdev;
 
 use std::collections::HashMap;
@@ -36,11 +37,12 @@ pub struct StatsService {
     containers: Arc<ContainerService>,
     sandboxes: Arc<SandboxService>,
     last_cpu: Mutex<HashMap<String, CpuSample>>,
+    layers: layers::LayerMeter,
 }
 
 impl StatsService {
     pub fn new(docker: Docker, containers: Arc<ContainerService>, sandboxes: Arc<SandboxService>) -> Self {
-        StatsService { docker, containers, sandboxes, last_cpu: Mutex::default() }
+        StatsService { docker, containers, sandboxes, last_cpu: Mutex::default(), layers: Default::default() }
     }
 
     pub async fn container(&self, id: &str) -> Result<api::ContainerStats, StatsError> {
@@ -75,6 +77,10 @@ impl StatsService {
             ..Default::default()
         };
         let listed = self.containers.list(Some(filter.as_ref().unwrap_or(&running))).await?;
+        if filter.is_none() {
+            // The complete set of running containers: forget the others' layers.
+            self.layers.retain(&listed.iter().map(|c| c.id.clone()).collect());
+        }
         let mut stats = Vec::with_capacity(listed.len());
         for container in listed {
             if let Some(details) = self.docker.inspect_container(&container.id).await? {
@@ -161,7 +167,12 @@ impl StatsService {
             attributes: Some(attributes),
             cpu: Some(self.cpu_usage(&d.id, &cgroup, now)),
             memory: Some(memory_usage(&cgroup, now)),
-            writable_layer: None,
+            writable_layer: self.layers.usage(&d.id, &d.upper_dir).map(|u| api::FilesystemUsage {
+                timestamp: u.timestamp,
+                fs_id: Some(api::FilesystemIdentifier { mountpoint: d.upper_dir.clone() }),
+                used_bytes: Some(value(u.used_bytes)),
+                inodes_used: Some(value(u.inodes_used)),
+            }),
             swap: None,
             io: None,
         };

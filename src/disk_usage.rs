@@ -1,5 +1,6 @@
-//! Disk use of Docker's image store for `ImageFsInfo`. A walk of the store
-//! costs time proportional to its size, so results are cached briefly.
+//! Disk use of a directory tree: Docker's image store for `ImageFsInfo`,
+//! a container's writable layer for its stats. A walk costs time
+//! proportional to the tree, so results are cached.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
@@ -48,7 +49,7 @@ impl FsUsageCache {
 }
 
 /// Bytes allocated and inodes used below `root`, counting hard links once.
-fn walk(root: &Path) -> std::io::Result<(u64, u64)> {
+pub fn walk(root: &Path) -> std::io::Result<(u64, u64)> {
     let mut seen = HashSet::new();
     let (mut bytes, mut inodes) = (0u64, 0u64);
     let mut pending: Vec<PathBuf> = vec![root.to_path_buf()];
