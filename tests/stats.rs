@@ -90,6 +90,20 @@ async fn memory_cpu_and_network_follow_the_containers() {
     let pods_listed = rt.clone().list_pod_sandbox_stats(request).await.expect("list pods").into_inner().stats;
     assert_eq!(pods_listed.len(), 1);
 
+    // The same readings as cAdvisor-named metrics.
+    let described =
+        rt.clone().list_metric_descriptors(api::ListMetricDescriptorsRequest {}).await.expect("descriptors");
+    let described = described.into_inner().descriptors;
+    assert!(described.iter().any(|d| d.name == "container_memory_working_set_bytes"));
+    let all = rt.clone().list_pod_sandbox_metrics(api::ListPodSandboxMetricsRequest {}).await.expect("metrics");
+    let mine = all.into_inner().pod_metrics.into_iter().find(|m| m.pod_sandbox_id == pod.id).expect("pod metrics");
+    assert!(
+        mine.metrics.iter().any(|m| m.name == "container_network_transmit_bytes_total" && m.label_values == ["eth0"])
+    );
+    let memory_metrics = mine.container_metrics.iter().find(|c| c.container_id == memory).expect("container metrics");
+    let ws = memory_metrics.metrics.iter().find(|m| m.name == "container_memory_working_set_bytes").expect("ws");
+    assert!(value(&ws.value) >= 64 << 20);
+
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
 

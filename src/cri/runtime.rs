@@ -430,27 +430,35 @@ impl RuntimeService for RuntimeApi {
         Ok(Response::new(Box::pin(events)))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_metric_descriptors(
         &self,
         _: Request<api::ListMetricDescriptorsRequest>,
     ) -> Result<Response<api::ListMetricDescriptorsResponse>, Status> {
-        Err(not_implemented("ListMetricDescriptors"))
+        Ok(Response::new(api::ListMetricDescriptorsResponse { descriptors: self.stats.metric_descriptors() }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_pod_sandbox_metrics(
         &self,
         _: Request<api::ListPodSandboxMetricsRequest>,
     ) -> Result<Response<api::ListPodSandboxMetricsResponse>, Status> {
-        Err(not_implemented("ListPodSandboxMetrics"))
+        Ok(Response::new(api::ListPodSandboxMetricsResponse { pod_metrics: self.stats.pod_metrics().await? }))
     }
 
     type StreamPodSandboxMetricsStream = ResponseStream<api::StreamPodSandboxMetricsResponse>;
 
+    #[tracing::instrument(skip_all)]
     async fn stream_pod_sandbox_metrics(
         &self,
         _: Request<api::StreamPodSandboxMetricsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
-        Err(not_implemented("StreamPodSandboxMetrics"))
+        let metrics = self.stats.pod_metrics().await?;
+        let batches: Vec<_> = metrics
+            .chunks(STREAM_BATCH)
+            .map(|c| Ok(api::StreamPodSandboxMetricsResponse { pod_sandbox_metrics: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
     }
 
     async fn update_pod_sandbox_resources(

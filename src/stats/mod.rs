@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 mod layers;
+mod metrics;
 pub mod netdev;
 
 use std::collections::HashMap;
@@ -88,6 +89,16 @@ impl StatsService {
             }
         }
         Ok(stats)
+    }
+
+    /// ListMetricDescriptors.
+    pub fn metric_descriptors(&self) -> Vec<api::MetricDescriptor> {
+        metrics::descriptors()
+    }
+
+    /// ListPodSandboxMetrics: every ready pod's metrics.
+    pub async fn pod_metrics(&self) -> Result<Vec<api::PodSandboxMetrics>, StatsError> {
+        Ok(self.pods(None).await?.iter().map(metrics::pod_metrics).collect())
     }
 
     pub async fn pod(&self, id: &str) -> Result<api::PodSandboxStats, StatsError> {
