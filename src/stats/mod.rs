@@ -9,6 +9,8 @@ pub mod netdev;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures::StreamExt;
+
 use crate::container::{ContainerError, ContainerService, labels};
 use crate::cri::api;
 use crate::docker::{ContainerDetails, Docker};
@@ -25,6 +27,9 @@ pub enum StatsError {
     #[error(transparent)]
     Docker(#[from] crate::docker::DockerError),
 }
+
+/// Docker inspections in flight at once for a stats listing.
+const INSPECT_CONCURRENCY: usize = 16;
 
 /// One CPU reading, to turn cumulative usage into a rate.
 #[derive(Clone, Copy)]
@@ -82,11 +87,21 @@ impl StatsService {
             // The complete set of running containers: forget the others' layers.
             self.layers.retain(&listed.iter().map(|c| c.id.clone()).collect());
         }
-        let mut stats = Vec::with_capacity(listed.len());
-        for container in listed {
-            if let Some(details) = self.docker.inspect_container(&container.id).await? {
-                stats.push(self.container_stats(&details).await);
-            }
+        // Inspections are independent: run a few at once.
+        let read = futures::stream::iter(listed)
+            .map(|container| async move {
+                let details = self.docker.inspect_container(&container.id).await?;
+                Ok::<_, StatsError>(match details {
+                    Some(details) => Some(self.container_stats(&details).await),
+                    None => None,
+                })
+            })
+            .buffered(INSPECT_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut stats = Vec::with_capacity(read.len());
+        for item in read {
+            stats.extend(item?);
         }
         Ok(stats)
     }
