@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cri::api;
-use crate::docker::{ContainerDetails, Docker, DockerError, StdioFlags};
+use crate::docker::{ContainerDetails, Docker, DockerError, StdioFlags, ignore_missing};
 use crate::host::HostLimits;
 use crate::image::ImageService;
 use crate::sandbox::SandboxService;
@@ -130,19 +130,13 @@ impl ContainerService {
     /// `timeout` seconds. Stopping a stopped or removed container succeeds.
     pub async fn stop(&self, id: &str, timeout: i64) -> Result<(), ContainerError> {
         let Some(details) = self.find(id).await? else { return Ok(()) };
-        match self.docker.stop_container(&details.id, timeout).await {
-            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(ignore_missing(self.docker.stop_container(&details.id, timeout).await)?)
     }
 
     /// Removing an absent container succeeds.
     pub async fn remove(&self, id: &str) -> Result<(), ContainerError> {
         let Some(details) = self.find(id).await? else { return Ok(()) };
-        match self.docker.remove_container(&details.id).await {
-            Ok(()) | Err(DockerError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        ignore_missing(self.docker.remove_container(&details.id).await)?;
         self.logs.forget(&details.id).await;
         Ok(())
     }

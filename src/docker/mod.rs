@@ -50,6 +50,15 @@ pub enum DockerError {
     BadEndpoint(String),
 }
 
+/// Treats "no such object" as done: removing or stopping something that
+/// is already gone is how CRI's idempotent calls must behave.
+pub fn ignore_missing(result: Result<(), DockerError>) -> Result<(), DockerError> {
+    match result {
+        Err(DockerError::NotFound(_)) => Ok(()),
+        other => other,
+    }
+}
+
 /// A lazily connected Docker client: pinshim starts (and reports
 /// `RuntimeReady=false`) while dockerd is still down, and connects on first use.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ use super::reference::{ImageReference, Target};
 use super::registry::Registry;
 use super::single_flight::SingleFlight;
 use crate::disk_usage::{FsUsage, FsUsageCache};
-use crate::docker::{Docker, DockerError, DockerImage};
+use crate::docker::{Docker, DockerError, DockerImage, ignore_missing};
 
 /// How many image configs ListImages inspects at once when its cache misses.
 const INSPECT_CONCURRENCY: usize = 8;
@@ -238,15 +238,9 @@ impl ImageService {
     pub async fn remove(&self, spec: &str) -> Result<(), ImageError> {
         let Some((image, _)) = self.find(spec).await? else { return Ok(()) };
         for name in image.repo_tags.iter().chain(&image.repo_digests) {
-            match self.docker.remove_image(name).await {
-                Ok(()) | Err(DockerError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+            ignore_missing(self.docker.remove_image(name).await)?;
         }
-        match self.docker.remove_image(&image.id).await {
-            Ok(()) | Err(DockerError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        ignore_missing(self.docker.remove_image(&image.id).await)?;
         self.records.forget_image(&image.id).await?;
         self.users.lock().await.remove(&image.id);
         Ok(())

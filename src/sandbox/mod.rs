@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::container::labels;
 use crate::cri::api;
-use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError};
+use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError, ignore_missing};
 use crate::host::HostLimits;
 use crate::image::ImageService;
 use crate::network::Cni;
@@ -349,11 +349,4 @@ fn from_labels(id: &str, l: &HashMap<String, String>, running: bool, docker_crea
 
 fn invalid(why: &str) -> SandboxError {
     SandboxError::InvalidConfig(why.to_string())
-}
-
-fn ignore_missing(result: Result<(), DockerError>) -> Result<(), DockerError> {
-    match result {
-        Err(DockerError::NotFound(_)) => Ok(()),
-        other => other,
-    }
 }
