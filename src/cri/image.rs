@@ -1,15 +1,13 @@
 //! ImageService: unwraps each request, calls the image domain, wraps the answer.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::api::{self, image_service_server::ImageService};
 use super::status::missing;
-use super::{STREAM_BATCH, convert};
+use super::{ResponseStream, batched, convert};
 use crate::image::{Credentials, ImageService as Images};
 
 pub struct ImageApi {
@@ -34,7 +32,7 @@ fn filter_of(filter: Option<api::ImageFilter>) -> Option<String> {
     filter.and_then(|f| f.image).map(|s| s.image).filter(|s| !s.is_empty())
 }
 
-type ImageStream = Pin<Box<dyn Stream<Item = Result<api::StreamImagesResponse, Status>> + Send>>;
+type ImageStream = ResponseStream<api::StreamImagesResponse>;
 
 #[tonic::async_trait]
 impl ImageService for ImageApi {
@@ -56,9 +54,7 @@ impl ImageService for ImageApi {
         let filter = filter_of(request.into_inner().filter);
         let images: Vec<api::Image> =
             self.images.list(filter.as_deref()).await?.into_iter().map(convert::image).collect();
-        let batches: Vec<_> =
-            images.chunks(STREAM_BATCH).map(|chunk| Ok(api::StreamImagesResponse { images: chunk.to_vec() })).collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+        Ok(batched(images, |images| api::StreamImagesResponse { images }))
     }
 
     #[tracing::instrument(skip_all, fields(image))]

@@ -1,23 +1,20 @@
 //! RuntimeService: unwraps each request, calls the runtime, sandbox or
 //! container domain, wraps the answer.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::STREAM_BATCH;
 use super::api::{self, runtime_service_server::RuntimeService};
 use super::status::{missing, not_implemented};
+use super::{ResponseStream, batched};
 use crate::container::ContainerService;
 use crate::docker::StdioFlags;
 use crate::runtime::{CgroupDriver, Condition, RUNTIME_API_VERSION, RUNTIME_NAME, Runtime};
 use crate::sandbox::SandboxService;
 use crate::stats::StatsService;
 use crate::stream::Streaming;
-
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct RuntimeApi {
     runtime: Arc<Runtime>,
@@ -167,11 +164,7 @@ impl RuntimeService for RuntimeApi {
     ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
         let filter = request.into_inner().filter;
         let items = self.sandboxes.list(filter.as_ref()).await?;
-        let batches: Vec<_> = items
-            .chunks(STREAM_BATCH)
-            .map(|c| Ok(api::StreamPodSandboxesResponse { pod_sandboxes: c.to_vec() }))
-            .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+        Ok(batched(items, |batch| api::StreamPodSandboxesResponse { pod_sandboxes: batch }))
     }
 
     #[tracing::instrument(skip_all, fields(sandbox_id, container))]
@@ -240,9 +233,7 @@ impl RuntimeService for RuntimeApi {
     ) -> Result<Response<Self::StreamContainersStream>, Status> {
         let filter = request.into_inner().filter;
         let items = self.containers.list(filter.as_ref()).await?;
-        let batches: Vec<_> =
-            items.chunks(STREAM_BATCH).map(|c| Ok(api::StreamContainersResponse { containers: c.to_vec() })).collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+        Ok(batched(items, |batch| api::StreamContainersResponse { containers: batch }))
     }
 
     #[tracing::instrument(skip_all, fields(container_id))]
@@ -344,11 +335,7 @@ impl RuntimeService for RuntimeApi {
     ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
         let filter = request.into_inner().filter;
         let stats = self.stats.containers(filter.as_ref()).await?;
-        let batches: Vec<_> = stats
-            .chunks(STREAM_BATCH)
-            .map(|c| Ok(api::StreamContainerStatsResponse { container_stats: c.to_vec() }))
-            .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+        Ok(batched(stats, |batch| api::StreamContainerStatsResponse { container_stats: batch }))
     }
 
     #[tracing::instrument(skip_all, fields(sandbox_id))]
@@ -379,11 +366,7 @@ impl RuntimeService for RuntimeApi {
     ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
         let filter = request.into_inner().filter;
         let stats = self.stats.pods(filter.as_ref()).await?;
-        let batches: Vec<_> = stats
-            .chunks(STREAM_BATCH)
-            .map(|c| Ok(api::StreamPodSandboxStatsResponse { pod_sandbox_stats: c.to_vec() }))
-            .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+        Ok(batched(stats, |batch| api::StreamPodSandboxStatsResponse { pod_sandbox_stats: batch }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -454,11 +437,7 @@ impl RuntimeService for RuntimeApi {
         _: Request<api::StreamPodSandboxMetricsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
         let metrics = self.stats.pod_metrics().await?;
-        let batches: Vec<_> = metrics
-            .chunks(STREAM_BATCH)
-            .map(|c| Ok(api::StreamPodSandboxMetricsResponse { pod_sandbox_metrics: c.to_vec() }))
-            .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+        Ok(batched(metrics, |batch| api::StreamPodSandboxMetricsResponse { pod_sandbox_metrics: batch }))
     }
 
     async fn update_pod_sandbox_resources(
