@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use super::block::check_headers;
 use super::frame::{Frame, RstStatus};
 use super::headers::{HeaderError, Headers};
-use super::session::state::{Shared, wait_until};
+use super::session::state::{Shared, State, StreamState, wait_until};
 use super::session::writer::Command;
 
 /// Why a stream operation failed.
@@ -181,14 +181,7 @@ impl StreamWriter {
     pub async fn close(&self) -> Result<(), StreamError> {
         let command = {
             let mut state = self.shared.lock();
-            let closing = state.closing;
-            let stream = state.streams.get_mut(&self.id).ok_or(StreamError::SessionClosed)?;
-            if let Some(err) = stream.send_error(self.id) {
-                return Err(err);
-            }
-            if closing {
-                return Err(StreamError::SessionClosed);
-            }
+            let stream = sendable(&mut state, self.id)?;
             stream.local_fin = true;
             fin_command(self.id, &mut stream.replied)
         };
@@ -215,14 +208,7 @@ impl StreamWriter {
     /// `implicit`, an earlier reply is fine; without, it is an error.
     fn claim_reply(&self, implicit: bool) -> Result<bool, StreamError> {
         let mut state = self.shared.lock();
-        let closing = state.closing;
-        let stream = state.streams.get_mut(&self.id).ok_or(StreamError::SessionClosed)?;
-        if let Some(err) = stream.send_error(self.id) {
-            return Err(err);
-        }
-        if closing {
-            return Err(StreamError::SessionClosed);
-        }
+        let stream = sendable(&mut state, self.id)?;
         match (stream.replied, implicit) {
             (true, true) => Ok(false),
             (true, false) => Err(StreamError::AlreadyReplied(self.id)),
@@ -232,6 +218,20 @@ impl StreamWriter {
             }
         }
     }
+}
+
+/// The stream `id`, if we may still send on it: it exists, is not reset or
+/// finished by us, and the session is not closing.
+fn sendable(state: &mut State, id: u32) -> Result<&mut StreamState, StreamError> {
+    let closing = state.closing;
+    let stream = state.streams.get_mut(&id).ok_or(StreamError::SessionClosed)?;
+    if let Some(err) = stream.send_error(id) {
+        return Err(err);
+    }
+    if closing {
+        return Err(StreamError::SessionClosed);
+    }
+    Ok(stream)
 }
 
 /// The frame carrying FIN: on the SYN_REPLY itself if none was sent yet.
