@@ -164,11 +164,11 @@ impl SandboxService {
     /// Stops every container of the pod, then the pause container. Stopping
     /// a stopped or removed sandbox succeeds.
     pub async fn stop(&self, id: &str) -> Result<(), SandboxError> {
-        let Some(sandbox) = self.find(id).await? else { return Ok(()) };
+        let Some((sandbox, details)) = self.find(id).await? else { return Ok(()) };
         for container in self.members(&sandbox.id).await? {
             ignore_missing(self.docker.stop_container(&container.id, 0).await)?;
         }
-        self.detach_network(&sandbox).await?;
+        self.detach_network(&sandbox, details.state.pid).await?;
         ignore_missing(self.docker.stop_container(&sandbox.id, PAUSE_STOP_TIMEOUT_SECS).await)?;
         Ok(())
     }
@@ -176,20 +176,21 @@ impl SandboxService {
     /// Removes the pod's containers and the pause container. Removing an
     /// absent sandbox succeeds.
     pub async fn remove(&self, id: &str) -> Result<(), SandboxError> {
-        let Some(sandbox) = self.find(id).await? else { return Ok(()) };
+        let Some((sandbox, details)) = self.find(id).await? else { return Ok(()) };
         for container in self.members(&sandbox.id).await? {
             ignore_missing(self.docker.remove_container(&container.id).await)?;
         }
-        self.detach_network(&sandbox).await?;
+        self.detach_network(&sandbox, details.state.pid).await?;
         ignore_missing(self.docker.remove_container(&sandbox.id).await)?;
         Ok(())
     }
 
     /// CNI DEL, from the attachment cache; idempotent, and works when the
     /// pod's namespace is already gone or pinshim restarted since ADD.
-    async fn detach_network(&self, sandbox: &Sandbox) -> Result<(), SandboxError> {
+    /// `pid` is the infra process (0 when it is not running).
+    async fn detach_network(&self, sandbox: &Sandbox, pid: i64) -> Result<(), SandboxError> {
         let (NetworkKind::Cni, Some(cni)) = (sandbox.network, &self.cni) else { return Ok(()) };
-        let pid = self.docker.inspect_container(&sandbox.id).await?.map(|d| d.state.pid).filter(|p| *p > 0);
+        let pid = Some(pid).filter(|p| *p > 0);
         let config = api::PodSandboxConfig { metadata: Some(sandbox.metadata.clone()), ..Default::default() };
         cni.del(&network::pod_network(&sandbox.id, pid, &config, self.pod_cidrs())).await?;
         Ok(())
@@ -199,22 +200,18 @@ impl SandboxService {
         Ok(self.docker.list_containers(&[&format!("{}={sandbox_id}", labels::SANDBOX_ID)]).await?)
     }
 
-    /// The sandbox `id` names (full ID or unique prefix), if it is pinshim's.
-    pub async fn find(&self, id: &str) -> Result<Option<Sandbox>, SandboxError> {
+    /// The sandbox `id` names (full ID or unique prefix), if it is
+    /// pinshim's, with Docker's view of its infra container.
+    pub async fn find(&self, id: &str) -> Result<Option<(Sandbox, ContainerDetails)>, SandboxError> {
         if id.is_empty() {
             return Err(invalid("pod sandbox id is required"));
         }
-        Ok(self.docker.inspect_container(id).await?.filter(is_sandbox).map(|d| from_details(&d)))
+        Ok(self.docker.inspect_container(id).await?.filter(is_sandbox).map(|d| (from_details(&d), d)))
     }
 
     /// Like `find`, but an absent sandbox is `NotFound`.
     pub async fn get(&self, id: &str) -> Result<(Sandbox, ContainerDetails), SandboxError> {
-        if id.is_empty() {
-            return Err(invalid("pod sandbox id is required"));
-        }
-        let details = self.docker.inspect_container(id).await?.filter(is_sandbox);
-        let details = details.ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
-        Ok((from_details(&details), details))
+        self.find(id).await?.ok_or_else(|| SandboxError::NotFound(id.to_string()))
     }
 
     /// Where a PortForward connects: the running pod's infra process, whose
