@@ -63,9 +63,18 @@ impl ContainerService {
         let pod_sandbox_status = self.sandboxes.status(&sandbox_id, false).await.ok().and_then(|r| r.status);
         let filter = api::ContainerFilter { pod_sandbox_id: sandbox_id, ..Default::default() };
         let mut containers_statuses = Vec::new();
-        for container in self.list(Some(&filter)).await.unwrap_or_default() {
-            if let Ok(status) = self.status(&container.id, false).await {
-                containers_statuses.extend(status.status);
+        // An event still goes out when the pod's other containers cannot be
+        // read (e.g. removed meanwhile); the log says why they are missing.
+        let members = self.list(Some(&filter)).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "event without container statuses");
+            Vec::new()
+        });
+        for container in members {
+            match self.status(&container.id, false).await {
+                Ok(status) => containers_statuses.extend(status.status),
+                Err(e) => {
+                    tracing::debug!(container_id = %container.id, error = %e, "container gone before its status was read")
+                }
             }
         }
         api::ContainerEventResponse {
