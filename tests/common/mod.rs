@@ -169,9 +169,14 @@ fn spawn(dir: &Path, args: &[String], vars: &[(String, String)]) -> Child {
 }
 
 async fn connect(socket: &Path) -> Channel {
+    // The socket file appears at bind(), a moment before listen(): until
+    // then connecting is refused, so retry rather than wait for the file.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "pinshim did not create {}", socket.display());
+    loop {
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pinshim did not listen on {}", socket.display());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let socket = socket.to_path_buf();
