@@ -9,6 +9,7 @@ pub mod disk_usage;
 pub mod docker;
 pub mod host;
 pub mod image;
+pub mod index;
 pub mod network;
 pub mod observability;
 pub mod runtime;

@@ -18,6 +18,7 @@ use crate::cri::{ImageApi, RuntimeApi};
 use crate::docker::{Docker, DockerError};
 use crate::host::HostLimits;
 use crate::image::{ImageConfig, ImageError, ImageService};
+use crate::index::ContainerIndex;
 use crate::network::{Cni, CniSettings};
 use crate::runtime::Runtime;
 use crate::sandbox::{SandboxConfig, SandboxService};
@@ -64,6 +65,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     )
     .await?;
     let limits = HostLimits::detect();
+    let stop = CancellationToken::new();
+    let index = ContainerIndex::new(docker.clone());
+    index.spawn(stop.clone());
     let cni = (config.network_plugin == NetworkPlugin::Cni).then(|| {
         Arc::new(Cni::new(CniSettings {
             conf_dir: config.cni_conf_dir.clone(),
@@ -77,6 +81,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         images.clone(),
         SandboxConfig { infra_image: config.pod_infra_container_image.clone(), limits },
         cni.clone(),
+        index.clone(),
     ));
     let containers = Arc::new(ContainerService::new(
         docker.clone(),
@@ -84,11 +89,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         sandboxes.clone(),
         limits,
         config.root_dir.clone(),
+        index,
     ));
     if let Err(e) = containers.recover().await {
         tracing::warn!(error = %e, "could not resume container logs; will retry as containers start");
     }
-    let stop = CancellationToken::new();
     let streaming = Streaming::start(&config.streaming_bind_addr, docker.clone(), stop.clone())
         .await
         .map_err(|source| ServeError::Streaming { addr: config.streaming_bind_addr.clone(), source })?;

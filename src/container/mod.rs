@@ -20,6 +20,7 @@ use crate::cri::api;
 use crate::docker::{ContainerDetails, Docker, DockerError, StdioFlags, ignore_missing};
 use crate::host::HostLimits;
 use crate::image::ImageService;
+use crate::index::ContainerIndex;
 use crate::sandbox::SandboxService;
 use crate::stream::StreamRequest;
 use crate::time::now_nanos;
@@ -37,6 +38,8 @@ pub struct ContainerService {
     limits: HostLimits,
     /// This instance's `--root-dir`, stamped on every container it creates.
     root_dir: String,
+    /// Serves ListContainers; told of every change made here.
+    index: Arc<ContainerIndex>,
 }
 
 impl ContainerService {
@@ -46,10 +49,11 @@ impl ContainerService {
         sandboxes: Arc<SandboxService>,
         limits: HostLimits,
         state_dir: PathBuf,
+        index: Arc<ContainerIndex>,
     ) -> Self {
         let logs = LogManager::new(docker.clone(), state_dir.join("log-positions"));
         let root_dir = state_dir.display().to_string();
-        ContainerService { docker, images, sandboxes, logs, limits, root_dir }
+        ContainerService { docker, images, sandboxes, logs, limits, root_dir, index }
     }
 
     /// Creates a container in a pod, recording which image it was created
@@ -68,6 +72,7 @@ impl ContainerService {
             Err(DockerError::Conflict(_)) => return Err(ContainerError::AlreadyExists(name)),
             other => other?,
         };
+        self.index.refresh(&id).await;
         tracing::info!(container_id = %id, sandbox_id = %sandbox.id, name = %metadata.name, image_id = %image.image_id, canonical = %image.canonical, "container created");
         Ok(id)
     }
@@ -116,7 +121,10 @@ impl ContainerService {
                     .map_err(|source| ContainerError::Log { path: log_path.clone(), source })?;
             }
         }
-        match self.docker.start_container(&details.id).await {
+        let started = self.docker.start_container(&details.id).await;
+        // A failed start still changes what Docker reports (its error).
+        self.index.refresh(&details.id).await;
+        match started {
             Ok(()) | Err(DockerError::NotModified) => {}
             Err(e) => return Err(e.into()),
         }
@@ -130,13 +138,17 @@ impl ContainerService {
     /// `timeout` seconds. Stopping a stopped or removed container succeeds.
     pub async fn stop(&self, id: &str, timeout: i64) -> Result<(), ContainerError> {
         let Some(details) = self.find(id).await? else { return Ok(()) };
-        Ok(ignore_missing(self.docker.stop_container(&details.id, timeout).await)?)
+        let stopped = ignore_missing(self.docker.stop_container(&details.id, timeout).await);
+        self.index.refresh(&details.id).await;
+        Ok(stopped?)
     }
 
     /// Removing an absent container succeeds.
     pub async fn remove(&self, id: &str) -> Result<(), ContainerError> {
         let Some(details) = self.find(id).await? else { return Ok(()) };
-        ignore_missing(self.docker.remove_container(&details.id).await)?;
+        let removed = ignore_missing(self.docker.remove_container(&details.id).await);
+        self.index.refresh(&details.id).await;
+        removed?;
         self.logs.forget(&details.id).await;
         Ok(())
     }
@@ -161,12 +173,29 @@ impl ContainerService {
         Ok(api::ContainerStatusResponse { status: Some(status::container_status(&d, user)), info })
     }
 
+    /// Served from the index when it is in step with Docker.
     pub async fn list(&self, filter: Option<&api::ContainerFilter>) -> Result<Vec<api::Container>, ContainerError> {
-        let summaries = self.docker.list_containers(&[&labels::kind_filter(labels::KIND_CONTAINER)]).await?;
+        let all: Vec<api::Container> = match self.index.snapshot(labels::KIND_CONTAINER) {
+            Some(all) => all.iter().map(|d| status::container_of(d)).collect(),
+            None => self
+                .docker
+                .list_containers(&[&labels::kind_filter(labels::KIND_CONTAINER)])
+                .await?
+                .iter()
+                .map(status::container)
+                .collect(),
+        };
         let mut containers: Vec<api::Container> =
-            summaries.iter().map(status::container).filter(|c| filter.is_none_or(|f| status::matches(c, f))).collect();
+            all.into_iter().filter(|c| filter.is_none_or(|f| status::matches(c, f))).collect();
         containers.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(containers)
+    }
+
+    /// The indexed containers matching `filter`, with their full details;
+    /// `None` while the index is not in step with Docker.
+    pub fn indexed(&self, filter: &api::ContainerFilter) -> Option<Vec<Arc<ContainerDetails>>> {
+        let all = self.index.snapshot(labels::KIND_CONTAINER)?;
+        Some(all.into_iter().filter(|d| status::matches(&status::container_of(d), filter)).collect())
     }
 
     pub async fn update_resources(
@@ -269,6 +298,7 @@ impl ContainerService {
             if self.sandboxes.find(&sandbox_id).await.ok().flatten().is_none() {
                 tracing::warn!(container_id = %c.id, sandbox_id = %sandbox_id, "removing container whose pod sandbox is gone");
                 let _ = self.docker.remove_container(&c.id).await;
+                self.index.refresh(&c.id).await;
                 continue;
             }
             let log_path = labels::get(&c.labels, labels::LOG_PATH);

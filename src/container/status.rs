@@ -40,15 +40,23 @@ fn created_at(l: &HashMap<String, String>, docker_created: i64) -> i64 {
 }
 
 pub fn container(s: &ContainerSummary) -> api::Container {
-    let l = &s.labels;
+    listed(&s.id, &s.labels, &s.status, s.created * 1_000_000_000)
+}
+
+/// The same listing entry, from a full inspection (as the index holds).
+pub fn container_of(d: &ContainerDetails) -> api::Container {
+    listed(&d.id, &d.labels, &d.state.status, d.created_at)
+}
+
+fn listed(id: &str, l: &HashMap<String, String>, docker_status: &str, docker_created: i64) -> api::Container {
     api::Container {
-        id: s.id.clone(),
+        id: id.to_string(),
         pod_sandbox_id: labels::get(l, labels::SANDBOX_ID),
         metadata: Some(metadata(l)),
         image: Some(image_spec(l)),
         image_ref: image_ref(l),
-        state: state_of(&s.status) as i32,
-        created_at: created_at(l, s.created * 1_000_000_000),
+        state: state_of(docker_status) as i32,
+        created_at: created_at(l, docker_created),
         labels: labels::decode_map(l, labels::LABELS),
         annotations: labels::decode_map(l, labels::ANNOTATIONS),
         image_id: labels::get(l, labels::IMAGE_ID),

@@ -17,6 +17,7 @@ use crate::cri::api;
 use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError, ignore_missing};
 use crate::host::HostLimits;
 use crate::image::ImageService;
+use crate::index::ContainerIndex;
 use crate::network::Cni;
 use crate::time::now_nanos;
 use network::NetworkKind;
@@ -39,6 +40,8 @@ pub struct SandboxService {
     cni: Option<Arc<Cni>>,
     /// The node's pod CIDRs from UpdateRuntimeConfig, offered to IPAM.
     pod_cidrs: std::sync::RwLock<Vec<String>>,
+    /// Serves ListPodSandbox; told of every change made here.
+    index: Arc<ContainerIndex>,
 }
 
 /// A sandbox as stored in Docker, read back from its labels.
@@ -58,8 +61,14 @@ pub struct Sandbox {
 }
 
 impl SandboxService {
-    pub fn new(docker: Docker, images: Arc<ImageService>, config: SandboxConfig, cni: Option<Arc<Cni>>) -> Self {
-        SandboxService { docker, images, config, cni, pod_cidrs: Default::default() }
+    pub fn new(
+        docker: Docker,
+        images: Arc<ImageService>,
+        config: SandboxConfig,
+        cni: Option<Arc<Cni>>,
+        index: Arc<ContainerIndex>,
+    ) -> Self {
+        SandboxService { docker, images, config, cni, pod_cidrs: Default::default(), index }
     }
 
     /// Records the node's pod CIDR(s) (comma-separated) for later pods.
@@ -102,11 +111,13 @@ impl SandboxService {
             }
             other => other?,
         };
-        if let Err(e) = self.start(&id, config, network).await {
+        let started = self.start(&id, config, network).await;
+        if started.is_err() {
             // A pod that did not start must not linger half-made.
             let _ = self.docker.remove_container(&id).await;
-            return Err(e);
         }
+        self.index.refresh(&id).await;
+        started?;
         tracing::info!(sandbox_id = %id, pod = %metadata.name, namespace = %metadata.namespace, "pod sandbox running");
         Ok(id)
     }
@@ -165,22 +176,44 @@ impl SandboxService {
     /// a stopped or removed sandbox succeeds.
     pub async fn stop(&self, id: &str) -> Result<(), SandboxError> {
         let Some((sandbox, details)) = self.find(id).await? else { return Ok(()) };
-        for container in self.members(&sandbox.id).await? {
+        let members = self.members(&sandbox.id).await?;
+        let result = self.stop_all(&sandbox, details.state.pid, &members).await;
+        self.refresh_all(&sandbox.id, &members).await;
+        result
+    }
+
+    async fn stop_all(&self, sandbox: &Sandbox, pid: i64, members: &[ContainerSummary]) -> Result<(), SandboxError> {
+        for container in members {
             ignore_missing(self.docker.stop_container(&container.id, 0).await)?;
         }
-        self.detach_network(&sandbox, details.state.pid).await?;
+        self.detach_network(sandbox, pid).await?;
         ignore_missing(self.docker.stop_container(&sandbox.id, PAUSE_STOP_TIMEOUT_SECS).await)?;
         Ok(())
+    }
+
+    /// Brings the index up to date with the pod after a change to it.
+    async fn refresh_all(&self, sandbox_id: &str, members: &[ContainerSummary]) {
+        for container in members {
+            self.index.refresh(&container.id).await;
+        }
+        self.index.refresh(sandbox_id).await;
     }
 
     /// Removes the pod's containers and the pause container. Removing an
     /// absent sandbox succeeds.
     pub async fn remove(&self, id: &str) -> Result<(), SandboxError> {
         let Some((sandbox, details)) = self.find(id).await? else { return Ok(()) };
-        for container in self.members(&sandbox.id).await? {
+        let members = self.members(&sandbox.id).await?;
+        let result = self.remove_all(&sandbox, details.state.pid, &members).await;
+        self.refresh_all(&sandbox.id, &members).await;
+        result
+    }
+
+    async fn remove_all(&self, sandbox: &Sandbox, pid: i64, members: &[ContainerSummary]) -> Result<(), SandboxError> {
+        for container in members {
             ignore_missing(self.docker.remove_container(&container.id).await)?;
         }
-        self.detach_network(&sandbox, details.state.pid).await?;
+        self.detach_network(sandbox, pid).await?;
         ignore_missing(self.docker.remove_container(&sandbox.id).await)?;
         Ok(())
     }
@@ -280,26 +313,52 @@ impl SandboxService {
     }
 
     /// ListPodSandbox with its filters: ID or ID prefix, state, labels.
+    /// Served from the index when it is in step with Docker.
     pub async fn list(&self, filter: Option<&api::PodSandboxFilter>) -> Result<Vec<api::PodSandbox>, SandboxError> {
-        let summaries = self.docker.list_containers(&[&labels::kind_filter(labels::KIND_SANDBOX)]).await?;
-        let mut sandboxes: Vec<api::PodSandbox> = summaries
-            .iter()
-            .map(|s| {
-                let sandbox = from_labels(&s.id, &s.labels, s.status == "running", s.created * 1_000_000_000);
-                api::PodSandbox {
-                    id: sandbox.id,
-                    metadata: Some(sandbox.metadata),
-                    state: state_of(sandbox.ready) as i32,
-                    created_at: sandbox.created_at,
-                    labels: sandbox.labels,
-                    annotations: sandbox.annotations,
-                    runtime_handler: sandbox.runtime_handler,
-                }
+        let found: Vec<Sandbox> = match self.index.snapshot(labels::KIND_SANDBOX) {
+            Some(all) => all.iter().map(|d| from_details(d)).collect(),
+            None => self
+                .docker
+                .list_containers(&[&labels::kind_filter(labels::KIND_SANDBOX)])
+                .await?
+                .iter()
+                .map(|s| from_labels(&s.id, &s.labels, s.status == "running", s.created * 1_000_000_000))
+                .collect(),
+        };
+        let mut sandboxes: Vec<api::PodSandbox> = found
+            .into_iter()
+            .map(|sandbox| api::PodSandbox {
+                id: sandbox.id,
+                metadata: Some(sandbox.metadata),
+                state: state_of(sandbox.ready) as i32,
+                created_at: sandbox.created_at,
+                labels: sandbox.labels,
+                annotations: sandbox.annotations,
+                runtime_handler: sandbox.runtime_handler,
             })
             .filter(|s| filter.is_none_or(|f| matches(s, f)))
             .collect();
         sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(sandboxes)
+    }
+}
+
+impl SandboxService {
+    /// The indexed sandboxes matching `filter`, with their full details;
+    /// `None` while the index is not in step with Docker.
+    pub fn indexed(&self, filter: &api::PodSandboxFilter) -> Option<Vec<(Sandbox, Arc<ContainerDetails>)>> {
+        let all = self.index.snapshot(labels::KIND_SANDBOX)?;
+        let matching = all.into_iter().filter_map(|d| {
+            let sandbox = from_details(&d);
+            let listed = api::PodSandbox {
+                id: sandbox.id.clone(),
+                state: state_of(sandbox.ready) as i32,
+                labels: sandbox.labels.clone(),
+                ..Default::default()
+            };
+            matches(&listed, filter).then_some((sandbox, d))
+        });
+        Some(matching.collect())
     }
 }
 

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use crate::container::{ContainerError, ContainerService, labels};
 use crate::cri::api;
 use crate::docker::{ContainerDetails, Docker};
-use crate::sandbox::{SandboxError, SandboxService};
+use crate::sandbox::{Sandbox, SandboxError, SandboxService};
 use crate::time::now_nanos;
 use cgroup::{CgroupLocation, CgroupStats};
 
@@ -30,6 +30,8 @@ pub enum StatsError {
 
 /// Docker inspections in flight at once for a stats listing.
 const INSPECT_CONCURRENCY: usize = 16;
+/// cgroup readings in flight at once (each is a blocking file read).
+const READ_CONCURRENCY: usize = 8;
 
 /// One CPU reading, to turn cumulative usage into a rate.
 #[derive(Clone, Copy)]
@@ -82,11 +84,38 @@ impl StatsService {
             state: Some(api::ContainerStateValue { state: api::ContainerState::ContainerRunning as i32 }),
             ..Default::default()
         };
-        let listed = self.containers.list(Some(filter.as_ref().unwrap_or(&running))).await?;
-        if filter.is_none() {
+        let filter = filter.as_ref().unwrap_or(&running);
+        let complete = filter.id.is_empty() && filter.pod_sandbox_id.is_empty() && filter.label_selector.is_empty();
+        let stats = match self.containers.indexed(filter) {
+            Some(indexed) => self.read_all(indexed).await,
+            None => self.inspect_and_read(filter).await?,
+        };
+        if complete {
             // The complete set of running containers: forget the others' layers.
-            self.layers.retain(&listed.iter().map(|c| c.id.clone()).collect());
+            self.layers
+                .retain(&stats.iter().filter_map(|(s, _)| s.attributes.as_ref()).map(|a| a.id.clone()).collect());
         }
+        Ok(stats)
+    }
+
+    /// Stats of containers whose details are at hand (from the index).
+    async fn read_all(
+        &self,
+        containers: Vec<Arc<ContainerDetails>>,
+    ) -> Vec<(api::ContainerStats, Option<CgroupStats>)> {
+        futures::stream::iter(containers)
+            .map(|details| async move { self.container_stats(&details).await })
+            .buffered(READ_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// Without the index: list, then inspect each container for its PID.
+    async fn inspect_and_read(
+        &self,
+        filter: &api::ContainerFilter,
+    ) -> Result<Vec<(api::ContainerStats, Option<CgroupStats>)>, StatsError> {
+        let listed = self.containers.list(Some(filter)).await?;
         // Inspections are independent: run a few at once.
         let read = futures::stream::iter(listed)
             .map(|container| async move {
@@ -120,6 +149,72 @@ impl StatsService {
         let (sandbox, details) = self.sandboxes.get(id).await?;
         let filter = api::ContainerStatsFilter { pod_sandbox_id: sandbox.id.clone(), ..Default::default() };
         let collected = self.collect(Some(&filter)).await?;
+        Ok(self.pod_stats(sandbox, &details, collected).await)
+    }
+
+    pub async fn pods(
+        &self,
+        filter: Option<&api::PodSandboxStatsFilter>,
+    ) -> Result<Vec<api::PodSandboxStats>, StatsError> {
+        let filter = api::PodSandboxFilter {
+            id: filter.map(|f| f.id.clone()).unwrap_or_default(),
+            label_selector: filter.map(|f| f.label_selector.clone()).unwrap_or_default(),
+            state: Some(api::PodSandboxStateValue { state: api::PodSandboxState::SandboxReady as i32 }),
+        };
+        let running = api::ContainerFilter {
+            state: Some(api::ContainerStateValue { state: api::ContainerState::ContainerRunning as i32 }),
+            ..Default::default()
+        };
+        match (self.sandboxes.indexed(&filter), self.containers.indexed(&running)) {
+            (Some(pods), Some(containers)) => Ok(self.indexed_pods(pods, containers).await),
+            _ => self.listed_pods(&filter).await,
+        }
+    }
+
+    /// Every pod's stats from the index: no Docker call at all, and the
+    /// pods are read a few at a time.
+    async fn indexed_pods(
+        &self,
+        pods: Vec<(Sandbox, Arc<ContainerDetails>)>,
+        containers: Vec<Arc<ContainerDetails>>,
+    ) -> Vec<api::PodSandboxStats> {
+        let mut members: HashMap<String, Vec<Arc<ContainerDetails>>> = HashMap::new();
+        for c in containers {
+            members.entry(labels::get(&c.labels, labels::SANDBOX_ID)).or_default().push(c);
+        }
+        futures::stream::iter(pods)
+            .map(|(sandbox, details)| {
+                let mine = members.remove(&sandbox.id).unwrap_or_default();
+                async move {
+                    let collected = self.read_all(mine).await;
+                    self.pod_stats(sandbox, &details, collected).await
+                }
+            })
+            .buffered(READ_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    async fn listed_pods(&self, filter: &api::PodSandboxFilter) -> Result<Vec<api::PodSandboxStats>, StatsError> {
+        let mut stats = Vec::new();
+        for sandbox in self.sandboxes.list(Some(filter)).await? {
+            match self.pod(&sandbox.id).await {
+                Ok(s) => stats.push(s),
+                // Gone between list and read: not an error for the caller.
+                Err(StatsError::Sandbox(SandboxError::NotFound(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The pod's totals: its infra container plus its containers' usage.
+    async fn pod_stats(
+        &self,
+        sandbox: Sandbox,
+        details: &ContainerDetails,
+        collected: Vec<(api::ContainerStats, Option<CgroupStats>)>,
+    ) -> api::PodSandboxStats {
         let now = now_nanos();
         let mut total = read_cgroup(details.state.pid).await.unwrap_or_default();
         for (_, cgroup) in &collected {
@@ -134,7 +229,7 @@ impl StatsService {
             default_interface: interfaces.iter().find(|i| i.name == "eth0").or(interfaces.first()).cloned(),
             interfaces,
         };
-        Ok(api::PodSandboxStats {
+        api::PodSandboxStats {
             attributes: Some(api::PodSandboxAttributes {
                 id: sandbox.id.clone(),
                 metadata: Some(sandbox.metadata),
@@ -150,28 +245,7 @@ impl StatsService {
                 io: None,
             }),
             windows: None,
-        })
-    }
-
-    pub async fn pods(
-        &self,
-        filter: Option<&api::PodSandboxStatsFilter>,
-    ) -> Result<Vec<api::PodSandboxStats>, StatsError> {
-        let filter = api::PodSandboxFilter {
-            id: filter.map(|f| f.id.clone()).unwrap_or_default(),
-            label_selector: filter.map(|f| f.label_selector.clone()).unwrap_or_default(),
-            state: Some(api::PodSandboxStateValue { state: api::PodSandboxState::SandboxReady as i32 }),
-        };
-        let mut stats = Vec::new();
-        for sandbox in self.sandboxes.list(Some(&filter)).await? {
-            match self.pod(&sandbox.id).await {
-                Ok(s) => stats.push(s),
-                // Gone between list and read: not an error for the caller.
-                Err(StatsError::Sandbox(SandboxError::NotFound(_))) => {}
-                Err(e) => return Err(e),
-            }
         }
-        Ok(stats)
     }
 
     async fn container_stats(&self, d: &ContainerDetails) -> (api::ContainerStats, Option<CgroupStats>) {
