@@ -8,8 +8,9 @@
 #                     target/release/pinshim already holds
 #   --binary PATH     install PATH as the pinshim binary (implies --no-build)
 #   --enable          afterwards run `systemctl daemon-reload` and enable and
-#                     start pinshim.socket and pinshim.service; only when
-#                     DESTDIR is / and systemd is running
+#                     start pinshim.socket and pinshim.service (restarting a
+#                     running pinshim); only when DESTDIR is / and systemd
+#                     is running
 #
 # Installs, relative to DESTDIR:
 #   usr/local/bin/pinshim                  the binary (replaced)
@@ -112,10 +113,18 @@ install_tree() {
   install -d -m 0755 "${dest}/etc/pinshim/certs.d"
 }
 
+# A pinshim that was already running is restarted onto the new binary; its
+# pods keep running (they do not live in pinshim's cgroup).
 enable_units() {
+  local was_active=0
+  systemctl is-active --quiet pinshim.service && was_active=1
   log "enabling: systemctl daemon-reload && systemctl enable --now pinshim.socket pinshim.service"
   systemctl daemon-reload
   systemctl enable --now pinshim.socket pinshim.service
+  if ((was_active)); then
+    log "restarting pinshim.service onto the new binary"
+    systemctl restart pinshim.service
+  fi
 }
 
 print_next_steps() {

@@ -10,6 +10,9 @@ export_test_env
 print_summary
 
 cd "${PINSHIM_ROOT}"
+# Scripts, unit files, example configs, the install target and the kind e2e
+# files: everything that can be checked without a cluster.
+bash hack/check-static.sh
 # Benchmarks are only compiled here (hack/bench.sh runs them in release mode).
 cargo check --benches
 cargo test --lib --bins --tests -- "$@"
