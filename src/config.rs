@@ -41,6 +41,16 @@ pub struct Config {
     #[arg(long = "insecure-registry", env = "PINSHIM_INSECURE_REGISTRIES", value_delimiter = ',')]
     pub insecure_registries: Vec<String>,
 
+    /// Per-registry hosts configuration in containerd's layout:
+    /// `<dir>/<host[:port]>/hosts.toml` (mirrors, CAs, client certificates).
+    #[arg(long, env = "PINSHIM_REGISTRY_CONFIG_DIR", default_value = "/etc/pinshim/certs.d")]
+    pub registry_config_dir: PathBuf,
+
+    /// Image provenance policy (TOML): allowed registries, denied digests.
+    /// Re-read when it changes. Unset: every image is allowed.
+    #[arg(long, env = "PINSHIM_IMAGE_POLICY_FILE")]
+    pub image_policy_file: Option<PathBuf>,
+
     /// Cancel a pull that makes no progress for this long (e.g. 1m, 30s).
     #[arg(long, env = "PINSHIM_IMAGE_PULL_PROGRESS_DEADLINE", default_value = "1m", value_parser = parse_duration)]
     pub image_pull_progress_deadline: Duration,

@@ -7,6 +7,9 @@ use pinshim::config::Config;
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("audit") {
+        return audit(pinshim::audit::AuditArgs::parse_from(std::env::args().skip(1)));
+    }
     let config = Config::parse();
     if let Err(e) = pinshim::observability::init(config.log_format, &config.log_level) {
         eprintln!("pinshim: {e}");
@@ -24,6 +27,27 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "pinshim failed");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pinshim audit`: prints the report; exit code 1 flags a denied image.
+fn audit(args: pinshim::audit::AuditArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("pinshim audit: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(pinshim::audit::run(&args)) {
+        Ok((report, flagged)) => {
+            print!("{report}");
+            if flagged { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        Err(e) => {
+            eprintln!("pinshim audit: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -30,6 +30,8 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// How long in-flight calls may finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const SOCKET_MODE: u32 = 0o660;
+/// Where Docker Engine looks for per-registry certificates.
+const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -61,6 +63,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
             insecure_registries: config.insecure_registries.clone(),
             pull_progress_deadline: config.image_pull_progress_deadline,
             pinned_image: Some(config.pod_infra_container_image.clone()),
+            registry_config_dir: config.registry_config_dir.clone(),
+            docker_certs_dir: PathBuf::from(DOCKER_CERTS_DIR),
+            policy_file: config.image_policy_file.clone(),
         },
     )
     .await?;

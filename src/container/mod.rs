@@ -65,6 +65,7 @@ impl ContainerService {
         }
         let (sandbox, _) = self.sandboxes.get(sandbox_id).await?;
         let image = self.image_identity(config.image.as_ref()).await?;
+        self.images.admit_canonical(&image.canonical)?;
         let mut spec = spec::create_spec(config, &sandbox, &image, &self.limits, now_nanos())?;
         spec.labels.insert(labels::ROOT_DIR.to_string(), self.root_dir.clone());
         let name = spec.name.clone();
@@ -157,6 +158,12 @@ impl ContainerService {
         let d = self.get(id).await?;
         let user = if d.state.running { status::process_user(d.state.pid) } else { None };
         let mut info = std::collections::HashMap::new();
+        let canonical = labels::get(&d.labels, labels::CANONICAL_IMAGE_ID);
+        // Denied after it started: reported, never stopped behind kubelet's back.
+        let violation = self.images.policy_violation(&canonical);
+        if let (Some(rule), true) = (&violation, d.state.running) {
+            tracing::warn!(container_id = %d.id, image = %canonical, rule = %rule, "running container's image is denied by policy");
+        }
         if verbose {
             let detail = serde_json::json!({
                 "pid": d.state.pid,
@@ -167,6 +174,7 @@ impl ContainerService {
                 "canonicalImageIdReason": labels::get(&d.labels, labels::CANONICAL_REASON),
                 "dockerImageId": d.image_id,
                 "logPath": labels::get(&d.labels, labels::LOG_PATH),
+                "policyViolation": violation,
             });
             info.insert("info".to_string(), detail.to_string());
         }

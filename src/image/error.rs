@@ -28,6 +28,12 @@ pub enum ImageError {
     PullFailed { reference: String, source: DockerError },
     #[error(transparent)]
     Docker(#[from] DockerError),
+    #[error("image {reference} is refused by the image policy: {rule}")]
+    Denied { reference: String, rule: String },
+    #[error(transparent)]
+    Policy(#[from] super::policy::PolicyError),
+    #[error(transparent)]
+    Hosts(#[from] super::hosts::HostsError),
     #[error("cannot store image records in {path}: {reason}")]
     Records { path: String, reason: String },
 }

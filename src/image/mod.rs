@@ -3,6 +3,8 @@
 
 mod credentials;
 mod error;
+pub mod hosts;
+pub mod policy;
 mod records;
 pub mod reference;
 mod registry;

@@ -10,8 +10,9 @@ use tokio::sync::Mutex;
 
 use super::credentials::{Credentials, DockerConfig};
 use super::error::ImageError;
+use super::policy::{PolicyFile, Verdict};
 use super::records::TagRecords;
-use super::reference::{ImageReference, Target};
+use super::reference::{Digest, ImageReference, Target};
 use super::registry::Registry;
 use super::single_flight::SingleFlight;
 use crate::disk_usage::{FsUsage, FsUsageCache};
@@ -30,6 +31,12 @@ pub struct ImageConfig {
     pub pull_progress_deadline: Duration,
     /// The pod infra image; reported as pinned so kubelet's GC keeps it.
     pub pinned_image: Option<String>,
+    /// containerd-style `certs.d/<host>/hosts.toml` tree.
+    pub registry_config_dir: PathBuf,
+    /// Docker's own certs.d, read when a host has no hosts.toml.
+    pub docker_certs_dir: PathBuf,
+    /// The provenance policy; `None`: everything allowed.
+    pub policy_file: Option<PathBuf>,
 }
 
 /// An image as the CRI reports it: names fully qualified.
@@ -75,6 +82,7 @@ pub struct ImageService {
     /// Image ID → config user. IDs are content digests, so entries never go stale.
     users: Mutex<HashMap<String, String>>,
     fs_usage: FsUsageCache,
+    policy: PolicyFile,
     config: ImageConfig,
 }
 
@@ -87,6 +95,7 @@ impl ImageService {
             pulls: SingleFlight::default(),
             users: Mutex::default(),
             fs_usage: FsUsageCache::default(),
+            policy: PolicyFile::new(config.policy_file.clone()),
             docker,
             config,
         }))
@@ -106,7 +115,45 @@ impl ImageService {
         self.pulls.run(&key, || self.pull_once(reference, auth)).await
     }
 
+    /// Refuses what the provenance policy forbids: the registry before
+    /// anything is fetched, the digest once it is known.
+    pub fn admit(&self, reference: &ImageReference, digest: Option<&Digest>) -> Result<(), ImageError> {
+        let policy = self.policy.current()?;
+        match policy.check(reference.repository().registry(), digest.map(Digest::as_str)) {
+            Verdict::Allowed => Ok(()),
+            Verdict::Denied { rule } => {
+                let shown = match digest {
+                    Some(d) if reference.digest().is_none() => format!("{reference} ({d})"),
+                    _ => reference.to_string(),
+                };
+                tracing::warn!(reference = %shown, rule = %rule, "image refused by policy");
+                Err(ImageError::Denied { reference: shown, rule })
+            }
+        }
+    }
+
+    /// Checks an image a container is about to be created from, by its
+    /// canonical `registry/repo@sha256:…` (empty: never from a registry).
+    pub fn admit_canonical(&self, canonical: &str) -> Result<(), ImageError> {
+        match ImageReference::parse(canonical) {
+            Ok(reference) => self.admit(&reference, reference.digest()),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// The policy rule a canonical reference breaks, if any: for containers
+    /// already running, which are reported, not stopped.
+    pub fn policy_violation(&self, canonical: &str) -> Option<String> {
+        let reference = ImageReference::parse(canonical).ok()?;
+        let policy = self.policy.current().ok()?;
+        match policy.check(reference.repository().registry(), reference.digest().map(Digest::as_str)) {
+            Verdict::Denied { rule } => Some(rule),
+            Verdict::Allowed => None,
+        }
+    }
+
     async fn pull_once(&self, reference: ImageReference, auth: Option<Credentials>) -> PullResult {
+        self.admit(&reference, None)?;
         let repo = reference.repository();
         let creds = match auth {
             Some(c) => Some(c),
@@ -116,6 +163,7 @@ impl ImageService {
             Target::Tag(_) => self.registry.resolve(&reference, creds.as_ref()).await?,
             Target::Digest(d) => d.clone(),
         };
+        self.admit(&reference, Some(&digest))?;
         let pinned = ImageReference::with_digest(repo.clone(), digest.clone());
         let image = match self.docker.inspect_image(&pinned.to_string()).await? {
             Some(image) => image,

@@ -1,0 +1,170 @@
+//! `pinshim audit`: asks a running pinshim, over its CRI socket, which
+//! image every container runs, by Docker's image ID and by the registry
+//! digest it was pulled as, and flags the digests named as denied.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::cri::api::runtime_service_client::RuntimeServiceClient;
+use crate::cri::api::{self, ContainerState};
+
+/// Lists every container with its pod, Docker's image ID and the registry
+/// digest reference it was pulled as; exits 1 when a denied digest runs.
+#[derive(Debug, clap::Parser)]
+#[command(name = "pinshim audit")]
+pub struct AuditArgs {
+    /// The running pinshim's CRI endpoint.
+    #[arg(long, env = "PINSHIM_CONTAINER_RUNTIME_ENDPOINT", default_value = "unix:///run/pinshim/pinshim.sock")]
+    pub container_runtime_endpoint: String,
+    /// A digest to flag (sha256:…), repeatable or comma-separated.
+    #[arg(long = "deny", value_delimiter = ',')]
+    pub deny: Vec<String>,
+    /// Include exited and created containers, not only running ones.
+    #[arg(long)]
+    pub all: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: AuditFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("unsupported endpoint {0:?}: expected unix:///path/to/socket")]
+    Endpoint(String),
+    #[error("cannot reach pinshim at {endpoint}: {source}")]
+    Connect { endpoint: String, source: tonic::transport::Error },
+    #[error("pinshim answered {0}")]
+    Call(#[from] tonic::Status),
+}
+
+/// One container's line of the report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRow {
+    pub pod_namespace: String,
+    pub pod_name: String,
+    pub container: String,
+    pub container_id: String,
+    pub state: String,
+    pub image_id: String,
+    pub canonical_image_id: String,
+    pub denied: bool,
+}
+
+/// Runs the audit; returns the report and whether any container was flagged.
+pub async fn run(args: &AuditArgs) -> Result<(String, bool), AuditError> {
+    let rows = collect(args).await?;
+    let flagged = rows.iter().any(|r| r.denied);
+    let report = match args.output {
+        AuditFormat::Table => table(&rows),
+        AuditFormat::Json => serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n",
+    };
+    Ok((report, flagged))
+}
+
+async fn collect(args: &AuditArgs) -> Result<Vec<AuditRow>, AuditError> {
+    let mut client = RuntimeServiceClient::new(connect(&args.container_runtime_endpoint).await?);
+    let pods: HashMap<String, api::PodSandboxMetadata> = client
+        .list_pod_sandbox(api::ListPodSandboxRequest::default())
+        .await?
+        .into_inner()
+        .items
+        .into_iter()
+        .map(|p| (p.id, p.metadata.unwrap_or_default()))
+        .collect();
+    let running = api::ContainerFilter {
+        state: Some(api::ContainerStateValue { state: ContainerState::ContainerRunning as i32 }),
+        ..Default::default()
+    };
+    let filter = (!args.all).then_some(running);
+    let containers = client.list_containers(api::ListContainersRequest { filter }).await?.into_inner().containers;
+    let deny: Vec<String> = args.deny.iter().map(|d| d.trim().to_ascii_lowercase()).collect();
+    let mut rows: Vec<AuditRow> = containers
+        .into_iter()
+        .map(|c| {
+            let pod = pods.get(&c.pod_sandbox_id).cloned().unwrap_or_default();
+            let digest = c.canonical_image_id.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+            AuditRow {
+                pod_namespace: pod.namespace,
+                pod_name: pod.name,
+                container: c.metadata.map(|m| m.name).unwrap_or_default(),
+                container_id: c.id,
+                state: ContainerState::try_from(c.state).map(|s| s.as_str_name().to_string()).unwrap_or_default(),
+                image_id: c.image_id,
+                denied: digest.is_some_and(|d| deny.contains(&d)),
+                canonical_image_id: c.canonical_image_id,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.pod_namespace, &a.pod_name, &a.container).cmp(&(&b.pod_namespace, &b.pod_name, &b.container))
+    });
+    Ok(rows)
+}
+
+async fn connect(endpoint: &str) -> Result<Channel, AuditError> {
+    let path = match endpoint.strip_prefix("unix://") {
+        Some(path) if path.starts_with('/') => PathBuf::from(path),
+        _ => return Err(AuditError::Endpoint(endpoint.to_string())),
+    };
+    // The URI is a placeholder: every connection goes to the socket.
+    Endpoint::from_static("http://pinshim.invalid")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+        }))
+        .await
+        .map_err(|source| AuditError::Connect { endpoint: endpoint.to_string(), source })
+}
+
+fn table(rows: &[AuditRow]) -> String {
+    let mut out = String::from("NAMESPACE\tPOD\tCONTAINER\tSTATE\tIMAGE ID\tCANONICAL IMAGE ID\tDENIED\n");
+    for r in rows {
+        let canonical = if r.canonical_image_id.is_empty() { "-" } else { &r.canonical_image_id };
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.pod_namespace,
+            r.pod_name,
+            r.container,
+            r.state.trim_start_matches("CONTAINER_"),
+            r.image_id,
+            canonical,
+            if r.denied { "DENIED" } else { "-" },
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_shows_both_ids_and_the_flag() {
+        let row = AuditRow {
+            pod_namespace: "default".into(),
+            pod_name: "web".into(),
+            container: "app".into(),
+            container_id: "c1".into(),
+            state: "CONTAINER_RUNNING".into(),
+            image_id: "sha256:aaa".into(),
+            canonical_image_id: "reg.local/app@sha256:bbb".into(),
+            denied: true,
+        };
+        let out = table(&[row]);
+        assert!(
+            out.lines()
+                .nth(1)
+                .unwrap()
+                .contains("default\tweb\tapp\tRUNNING\tsha256:aaa\treg.local/app@sha256:bbb\tDENIED")
+        );
+    }
+}
