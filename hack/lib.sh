@@ -17,6 +17,8 @@ PINSHIM_TEST_STATE="${PINSHIM_TEST_STATE:-/var/lib/pinshim-test}"
 
 PINSHIM_PACKAGES=(docker.io docker-registry busybox-static containernetworking-plugins
                   apache2-utils curl iptables iproute2 ca-certificates jq)
+# shellcheck source=hack/tls.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tls.sh"
 
 PINSHIM_DOCKERD_LOG=/var/log/pinshim-dockerd.log
 PINSHIM_DOCKERD_PIDFILE="${PINSHIM_TEST_STATE}/dockerd.pid"
@@ -508,6 +510,7 @@ export_test_env() {
   export PINSHIM_TEST_MULTIARCH="${PINSHIM_IMG_MULTIARCH}"
   export PINSHIM_TEST_AUTH_BUSYBOX="${PINSHIM_IMG_AUTH_BUSYBOX}"
   export DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
+  export_tls_test_env
 }
 
 # Packages, dockerd and registries: everything but the images.
@@ -557,6 +560,7 @@ env_up() {
   env_base
   ensure_cni_config
   ensure_test_images missing
+  tls_env_up
 }
 
 print_summary() {

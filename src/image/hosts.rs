@@ -322,6 +322,9 @@ fn load_cert_dir(dir: &Path, host: &mut RegistryHost) -> Result<(), HostsError> 
         }
     }
     names.sort();
+    // Files pinshim itself wrote for Docker mirror a hosts.toml; reading them
+    // back as configuration would keep them alive after it changes.
+    names.retain(|n| !n.starts_with(super::docker_trust::OWNED_PREFIX));
     for name in &names {
         if name.ends_with(".crt") {
             host.ca_files.push(dir.join(name));

@@ -1,7 +1,10 @@
 //! Images: references, tag → digest resolution, credentials, pull by
 //! digest, and the image views the CRI reports.
 
+mod audit_log;
 mod credentials;
+pub mod distribution;
+mod docker_trust;
 mod error;
 pub mod hosts;
 pub mod policy;

@@ -70,6 +70,19 @@ impl TagRecords {
         found
     }
 
+    /// The image a tag of `repository` was last resolved to `digest` for:
+    /// how a digest pulled through a mirror is found under the upstream name.
+    pub async fn for_digest(&self, repository: &str, digest: &str) -> Option<String> {
+        let records = self.records.lock().await;
+        let mut found: Vec<&TagRecord> = records
+            .iter()
+            .filter(|(tag, r)| r.digest == digest && tag.rsplit_once(':').is_some_and(|(repo, _)| repo == repository))
+            .map(|(_, r)| r)
+            .collect();
+        found.sort_by_key(|r| std::cmp::Reverse(r.resolved_at));
+        found.first().map(|r| r.image_id.clone())
+    }
+
     /// Drops every record of a removed image.
     pub async fn forget_image(&self, image_id: &str) -> Result<(), ImageError> {
         let mut records = self.records.lock().await;

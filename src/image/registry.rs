@@ -1,80 +1,186 @@
-//! Tag → digest resolution against the registry, over the OCI distribution API.
+//! Where a tag's digest comes from and where Docker pulls that digest from:
+//! the registry's endpoints as hosts.toml lists them (mirrors first, the
+//! upstream last), tried in order. An endpoint that is down (connection,
+//! TLS, 5xx) is skipped; a definite answer (401, 404) is not overruled.
 
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::{
-    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
-};
-use oci_client::secrets::RegistryAuth;
+use std::path::PathBuf;
 
 use super::credentials::Credentials;
+use super::distribution::{self, DistributionClient, ResolveError};
+use super::docker_trust::DockerTrust;
 use super::error::ImageError;
+use super::hosts::{HostsConfig, RegistryHost};
 use super::reference::{Digest, ImageReference};
 
-/// Every manifest kind a tag may point at; a multi-arch tag resolves to
-/// its index, and Docker picks the platform.
-const ACCEPTED: &[&str] =
-    &[OCI_IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_LIST_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE];
+/// One endpoint of a registry with the credentials for it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub host: RegistryHost,
+    pub credentials: Option<Credentials>,
+    /// The registry itself, as opposed to a mirror of it.
+    pub upstream: bool,
+}
 
-/// Resolves tags with two clients: HTTPS, and plain HTTP for loopback
-/// registries and those named by `--insecure-registry`.
+/// A tag's digest and the endpoint that answered.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub digest: Digest,
+    pub host: String,
+}
+
+/// Where Docker pulls a digest from.
+#[derive(Debug, Clone)]
+pub struct PullSource {
+    /// The repository name Docker pulls by (`mirror:5000/library/busybox`).
+    pub repository: String,
+    pub credentials: Option<Credentials>,
+    /// The endpoint, for the audit log.
+    pub host: String,
+}
+
 pub struct Registry {
-    https: oci_client::Client,
-    http: oci_client::Client,
+    client: DistributionClient,
+    hosts: HostsConfig,
+    trust: DockerTrust,
     insecure: Vec<String>,
 }
 
 impl Registry {
-    pub fn new(insecure: Vec<String>) -> Self {
-        let client = |protocol| oci_client::Client::new(ClientConfig { protocol, ..Default::default() });
-        Registry { https: client(ClientProtocol::Https), http: client(ClientProtocol::Http), insecure }
+    pub fn new(insecure: Vec<String>, config_dir: PathBuf, docker_certs_dir: PathBuf) -> Self {
+        Registry {
+            client: DistributionClient::default(),
+            hosts: HostsConfig::new(config_dir, docker_certs_dir.clone()),
+            trust: DockerTrust::new(docker_certs_dir),
+            insecure,
+        }
     }
 
-    /// Whether `registry` is spoken to over plain HTTP.
+    /// Whether `registry`'s default endpoint is plain HTTP.
     pub fn is_insecure(&self, registry: &str) -> bool {
         self.insecure.iter().any(|r| r == registry) || is_loopback(registry)
     }
 
-    /// Fetches the manifest `reference` names and returns its digest. The
-    /// client checks the registry's `Docker-Content-Digest` against the body.
-    pub async fn resolve(&self, reference: &ImageReference, creds: Option<&Credentials>) -> Result<Digest, ImageError> {
+    /// The registry's endpoints in the order to try them. The configuration
+    /// is a few small files, checked for changes on every call.
+    pub fn endpoints(&self, registry: &str) -> Result<Vec<RegistryHost>, ImageError> {
+        Ok(self.hosts.hosts_for(registry, self.is_insecure(registry))?)
+    }
+
+    /// Resolves the tag at the first endpoint able to resolve that answers.
+    pub async fn resolve(&self, reference: &ImageReference, targets: &[Endpoint]) -> Result<Resolution, ImageError> {
         let repo = reference.repository();
-        let target = match reference.tag() {
-            Some(tag) => oci_client::Reference::with_tag(repo.registry().into(), repo.path().into(), tag.into()),
-            None => return reference.digest().cloned().ok_or_else(|| unreachable_target(reference)),
+        let Some(tag) = reference.tag() else {
+            let digest = reference.digest().cloned().ok_or_else(|| unreachable_target(reference))?;
+            return Ok(Resolution { digest, host: repo.registry().to_string() });
         };
-        let auth = registry_auth(creds)?;
-        let client = if self.is_insecure(repo.registry()) { &self.http } else { &self.https };
-        let (_body, digest) =
-            client.pull_manifest_raw(&target, &auth, ACCEPTED).await.map_err(|e| classify(e, reference))?;
-        Digest::parse(&digest).map_err(|e| ImageError::Registry {
+        let mut down = Vec::new();
+        for target in targets.iter().filter(|t| t.host.capabilities.resolve) {
+            let creds = target.credentials.as_ref().and_then(wire_credentials);
+            match self.client.resolve(&target.host, repo.path(), tag, creds.as_ref()).await {
+                Ok(resolved) => {
+                    let digest = Digest::parse(&resolved.digest).map_err(|e| ImageError::Registry {
+                        registry: target.host.url.clone(),
+                        reference: reference.to_string(),
+                        reason: format!("registry answered with a bad digest: {e}"),
+                    })?;
+                    return Ok(Resolution { digest, host: target.host.url.clone() });
+                }
+                Err(e) if e.is_unavailable() => {
+                    tracing::debug!(endpoint = %target.host.url, error = %e, "endpoint unavailable; trying the next");
+                    down.push(e.to_string());
+                }
+                Err(e) => return Err(classify(e, reference)),
+            }
+        }
+        Err(ImageError::RegistryUnavailable {
             registry: repo.registry().to_string(),
-            reference: reference.to_string(),
-            reason: format!("registry answered with a bad digest: {e}"),
+            reason: if down.is_empty() { "no endpoint may resolve tags".to_string() } else { down.join("; ") },
         })
     }
+
+    /// The first endpoint able to pull that has the digest; the upstream
+    /// is the last resort even when it cannot be asked. Docker's trust for
+    /// the chosen host is brought in line with hosts.toml first.
+    pub async fn pull_source(&self, reference: &ImageReference, digest: &Digest, targets: &[Endpoint]) -> PullSource {
+        let repo = reference.repository();
+        for target in targets.iter().filter(|t| t.host.capabilities.pull) {
+            let Some((name, authority)) = DistributionClient::docker_names(&target.host, repo.path()) else {
+                tracing::debug!(endpoint = %target.host.url, "docker cannot pull from this endpoint's path; skipped");
+                continue;
+            };
+            let creds = target.credentials.as_ref().and_then(wire_credentials);
+            if !target.upstream {
+                match self.client.has_manifest(&target.host, repo.path(), digest.as_str(), creds.as_ref()).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::debug!(endpoint = %target.host.url, error = %e, "mirror cannot serve the digest");
+                        continue;
+                    }
+                }
+            }
+            self.trust_for_docker(&authority, &target.host).await;
+            let repository = if target.upstream { repo.to_string() } else { name };
+            return PullSource { repository, credentials: target.credentials.clone(), host: target.host.url.clone() };
+        }
+        PullSource { repository: repo.to_string(), credentials: None, host: repo.registry().to_string() }
+    }
+
+    async fn trust_for_docker(&self, authority: &str, host: &RegistryHost) {
+        if !host.url.starts_with("https://") {
+            return;
+        }
+        let pinned = if host.skip_verify {
+            match self.client.peer_certificate(host).await {
+                Ok(cert) => cert,
+                Err(e) => {
+                    tracing::warn!(endpoint = %host.url, error = %e, "cannot read the certificate to pin for docker");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        // Docker's own checks then decide; a failure here only costs trust.
+        if let Err(e) = self.trust.sync(authority, host, pinned.as_deref()).await {
+            tracing::warn!(error = %e, "docker may not trust this registry as hosts.toml says");
+        }
+    }
+}
+
+/// CRI/Docker credentials in the form the distribution client sends.
+fn wire_credentials(c: &Credentials) -> Option<distribution::Credentials> {
+    if let Some(token) = &c.registry_token {
+        return Some(distribution::Credentials::Bearer(token.clone()));
+    }
+    c.username.as_ref().map(|username| distribution::Credentials::Basic {
+        username: username.clone(),
+        password: c.password.clone().unwrap_or_default(),
+    })
+}
+
+/// Identity tokens need an OAuth refresh flow the resolver does not have.
+pub fn check_supported(c: &Credentials) -> Result<(), ImageError> {
+    if c.username.is_none() && c.registry_token.is_none() && c.identity_token.is_some() {
+        return Err(ImageError::Unsupported(
+            "identity-token credentials are not supported for tag resolution; pass username/password or a registry token"
+                .to_string(),
+        ));
+    }
+    Ok(())
 }
 
 fn unreachable_target(reference: &ImageReference) -> ImageError {
     ImageError::InvalidReference { reference: reference.to_string(), source: super::reference::ReferenceError::Empty }
 }
 
-fn registry_auth(creds: Option<&Credentials>) -> Result<RegistryAuth, ImageError> {
-    let Some(c) = creds else { return Ok(RegistryAuth::Anonymous) };
-    if let Some(token) = &c.registry_token {
-        return Ok(RegistryAuth::Bearer(token.clone()));
-    }
-    match (&c.username, &c.identity_token) {
-        (Some(user), _) => Ok(RegistryAuth::Basic(user.clone(), c.password.clone().unwrap_or_default())),
-        (None, Some(_)) => Err(ImageError::Unsupported(
-            "identity-token credentials are not supported for tag resolution; pass username/password or a registry token"
-                .to_string(),
-        )),
-        (None, None) => Ok(RegistryAuth::Anonymous),
-    }
+/// `host[:port]` of an endpoint URL, as credentials and certs.d name it.
+pub fn authority_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or_default().to_string()
 }
 
-fn is_loopback(registry: &str) -> bool {
+pub fn is_loopback(registry: &str) -> bool {
     let host = match registry.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => registry.split(':').next().unwrap_or_default(),
@@ -82,48 +188,16 @@ fn is_loopback(registry: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Sorts registry failures into what the caller can act on.
-fn classify(err: OciDistributionError, reference: &ImageReference) -> ImageError {
-    let registry = reference.repository().registry().to_string();
+/// Sorts a definite registry answer into what the caller can act on.
+fn classify(err: ResolveError, reference: &ImageReference) -> ImageError {
+    let registry = err.host().unwrap_or(reference.repository().registry()).to_string();
     let reference = reference.to_string();
     match err {
-        OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-            ImageError::RegistryUnavailable { registry, reason: describe(&e) }
-        }
-        OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
-            ImageError::Unauthorized { registry, reference }
-        }
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-            if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
-                ImageError::Unauthorized { registry, reference }
-            } else if codes.iter().any(|c| {
-                matches!(c, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound)
-            }) {
-                ImageError::NotFound { registry, reference }
-            } else {
-                let reason = envelope.errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
-                ImageError::Registry { registry, reference, reason }
-            }
-        }
-        OciDistributionError::ServerError { code: 404, .. } => ImageError::NotFound { registry, reference },
-        OciDistributionError::ServerError { code, message, .. } if code >= 500 => {
-            ImageError::RegistryUnavailable { registry, reason: format!("HTTP {code}: {message}") }
-        }
+        ResolveError::Unavailable { reason, .. } => ImageError::RegistryUnavailable { registry, reason },
+        ResolveError::Unauthorized { .. } => ImageError::Unauthorized { registry, reference },
+        ResolveError::NotFound { .. } => ImageError::NotFound { registry, reference },
         other => ImageError::Registry { registry, reference, reason: other.to_string() },
     }
-}
-
-/// The HTTP client's top-level message hides the cause ("error sending
-/// request"); the chain of sources says what happened ("Connection refused").
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]
@@ -132,7 +206,11 @@ mod tests {
 
     #[test]
     fn loopback_registries_are_plain_http() {
-        let r = Registry::new(vec!["reg.internal:5000".into()]);
+        let r = Registry::new(
+            vec!["reg.internal:5000".into()],
+            PathBuf::from("/nonexistent"),
+            PathBuf::from("/nonexistent"),
+        );
         assert!(r.is_insecure("127.0.0.1:5000"));
         assert!(r.is_insecure("localhost:5000"));
         assert!(r.is_insecure("[::1]:5000"));
@@ -144,6 +222,9 @@ mod tests {
     #[test]
     fn identity_tokens_are_refused_clearly() {
         let c = Credentials { identity_token: Some("t".into()), ..Default::default() };
-        assert!(matches!(registry_auth(Some(&c)), Err(ImageError::Unsupported(_))));
+        assert!(matches!(check_supported(&c), Err(ImageError::Unsupported(_))));
+        let basic = Credentials { username: Some("u".into()), password: Some("p".into()), ..Default::default() };
+        assert!(check_supported(&basic).is_ok());
+        assert!(matches!(wire_credentials(&basic), Some(distribution::Credentials::Basic { .. })));
     }
 }

@@ -3,17 +3,18 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
+use super::audit_log;
 use super::credentials::{Credentials, DockerConfig};
 use super::error::ImageError;
 use super::policy::{PolicyFile, Verdict};
 use super::records::TagRecords;
 use super::reference::{Digest, ImageReference, Target};
-use super::registry::Registry;
+use super::registry::{self, Endpoint, Registry, authority_of};
 use super::single_flight::SingleFlight;
 use crate::disk_usage::{FsUsage, FsUsageCache};
 use crate::docker::{Docker, DockerError, DockerImage, ignore_missing};
@@ -89,7 +90,11 @@ pub struct ImageService {
 impl ImageService {
     pub async fn new(docker: Docker, config: ImageConfig) -> Result<Arc<Self>, ImageError> {
         Ok(Arc::new(ImageService {
-            registry: Registry::new(config.insecure_registries.clone()),
+            registry: Registry::new(
+                config.insecure_registries.clone(),
+                config.registry_config_dir.clone(),
+                config.docker_certs_dir.clone(),
+            ),
             records: TagRecords::open(&config.state_dir).await?,
             docker_config: DockerConfig::from_env(),
             pulls: SingleFlight::default(),
@@ -154,41 +159,130 @@ impl ImageService {
 
     async fn pull_once(&self, reference: ImageReference, auth: Option<Credentials>) -> PullResult {
         self.admit(&reference, None)?;
+        if let Some(c) = &auth {
+            registry::check_supported(c)?;
+        }
         let repo = reference.repository();
-        let creds = match auth {
-            Some(c) => Some(c),
-            None => self.docker_config.lookup(repo.registry()).await?,
+        let targets = self.targets(repo.registry(), auth).await?;
+        let started = Instant::now();
+        let resolution = self.registry.resolve(&reference, &targets).await;
+        audit_log::resolution(&reference, &resolution, started.elapsed());
+        let resolution = match resolution {
+            Ok(resolution) => resolution,
+            Err(ImageError::RegistryUnavailable { .. }) if !self.policy.current()?.require_digest_resolution() => {
+                return self.pull_by_tag(&reference, &targets).await;
+            }
+            Err(e) => return Err(e),
         };
-        let digest = match reference.target() {
-            Target::Tag(_) => self.registry.resolve(&reference, creds.as_ref()).await?,
-            Target::Digest(d) => d.clone(),
-        };
+        let digest = resolution.digest;
         self.admit(&reference, Some(&digest))?;
         let pinned = ImageReference::with_digest(repo.clone(), digest.clone());
-        let image = match self.docker.inspect_image(&pinned.to_string()).await? {
+        let image = match self.find_pinned(&pinned, &digest).await? {
             Some(image) => image,
-            None => {
-                tracing::info!(reference = %pinned, "pulling by digest");
-                self.docker
-                    .pull_by_digest(
-                        &repo.to_string(),
-                        digest.as_str(),
-                        creds.as_ref(),
-                        self.config.pull_progress_deadline,
-                    )
-                    .await
-                    .map_err(|e| pull_error(&pinned, e))?;
-                self.docker.inspect_image(&pinned.to_string()).await?.ok_or_else(|| ImageError::PullFailed {
-                    reference: pinned.to_string(),
-                    source: DockerError::NotFound(format!("{pinned} absent after a successful pull")),
-                })?
-            }
+            None => self.pull_pinned(&reference, &pinned, &digest, &targets).await?,
         };
         if let Some(tag) = reference.tag() {
             self.docker.tag_image(&image.id, &repo.to_string(), tag).await?;
             self.records.remember(&reference.to_string(), digest.as_str(), &image.id).await?;
         }
         Ok(Pulled { image_id: image.id, canonical: pinned.to_string() })
+    }
+
+    /// The registry's endpoints with the credentials for each: the CRI's
+    /// AuthConfig where it names that host (or, naming none, for the
+    /// registry itself), else Docker's config.json for the host.
+    async fn targets(&self, registry: &str, auth: Option<Credentials>) -> Result<Vec<Endpoint>, ImageError> {
+        let endpoints = self.registry.endpoints(registry)?;
+        let last = endpoints.len().saturating_sub(1);
+        let mut targets = Vec::with_capacity(endpoints.len());
+        for (n, host) in endpoints.into_iter().enumerate() {
+            let upstream = n == last;
+            let authority = if upstream { registry.to_string() } else { authority_of(&host.url) };
+            let given = auth.as_ref().filter(|c| {
+                let server = c.server_address.trim_start_matches("https://").trim_start_matches("http://");
+                let server = server.trim_end_matches('/');
+                if server.is_empty() { upstream } else { server == authority || (upstream && server == registry) }
+            });
+            let credentials = match given {
+                Some(c) => Some(c.clone()),
+                None => self.docker_config.lookup(&authority).await?,
+            };
+            targets.push(Endpoint { host, credentials, upstream });
+        }
+        Ok(targets)
+    }
+
+    /// The image Docker holds for `pinned`, under that name or, after a pull
+    /// through a mirror, under the mirror's name recorded for the digest.
+    async fn find_pinned(&self, pinned: &ImageReference, digest: &Digest) -> Result<Option<DockerImage>, ImageError> {
+        if let Some(image) = self.docker.inspect_image(&pinned.to_string()).await? {
+            return Ok(Some(image));
+        }
+        let repo = pinned.repository().to_string();
+        match self.records.for_digest(&repo, digest.as_str()).await {
+            Some(id) => Ok(self.docker.inspect_image(&id).await?),
+            None => Ok(None),
+        }
+    }
+
+    async fn pull_pinned(
+        &self,
+        reference: &ImageReference,
+        pinned: &ImageReference,
+        digest: &Digest,
+        targets: &[Endpoint],
+    ) -> Result<DockerImage, ImageError> {
+        let source = self.registry.pull_source(reference, digest, targets).await;
+        let from = format!("{}@{digest}", source.repository);
+        tracing::info!(reference = %pinned, from = %from, "pulling by digest");
+        let started = Instant::now();
+        let pulled = self
+            .docker
+            .pull_by_digest(
+                &source.repository,
+                digest.as_str(),
+                source.credentials.as_ref(),
+                self.config.pull_progress_deadline,
+            )
+            .await
+            .map_err(|e| pull_error(pinned, e));
+        let image = match pulled {
+            Ok(()) => self.docker.inspect_image(&from).await.map_err(ImageError::from).and_then(|image| {
+                image.ok_or_else(|| ImageError::PullFailed {
+                    reference: pinned.to_string(),
+                    source: DockerError::NotFound(format!("{from} absent after a successful pull")),
+                })
+            }),
+            Err(e) => Err(e),
+        };
+        audit_log::pull(reference, pinned, &source.host, &image, started.elapsed());
+        image
+    }
+
+    /// `require_digest_resolution = false` and no endpoint could resolve:
+    /// Docker pulls the tag itself, and the digest it reports is recorded.
+    async fn pull_by_tag(&self, reference: &ImageReference, targets: &[Endpoint]) -> PullResult {
+        let repo = reference.repository();
+        let tag = reference.tag().unwrap_or("latest");
+        tracing::warn!(reference = %reference, "tag not resolved by any endpoint; policy allows a pull by tag");
+        let creds = targets.last().and_then(|t| t.credentials.as_ref());
+        let started = Instant::now();
+        self.docker
+            .pull_by_digest(&repo.to_string(), tag, creds, self.config.pull_progress_deadline)
+            .await
+            .map_err(|e| pull_error(reference, e))?;
+        let image = self.docker.inspect_image(&reference.to_string()).await?.ok_or_else(|| ImageError::PullFailed {
+            reference: reference.to_string(),
+            source: DockerError::NotFound(format!("{reference} absent after a successful pull")),
+        })?;
+        let prefix = format!("{repo}@");
+        let canonical = qualify(&image.repo_digests).into_iter().find(|d| d.starts_with(&prefix)).unwrap_or_default();
+        if let Some((_, digest)) = canonical.split_once('@') {
+            self.admit(reference, Digest::parse(digest).ok().as_ref())?;
+            self.records.remember(&reference.to_string(), digest, &image.id).await?;
+        }
+        audit_log::pull(reference, reference, repo.registry(), &Ok(image.clone()), started.elapsed());
+        Ok(Pulled { image_id: image.id, canonical })
     }
 
     /// Finds an image by tag, digest reference, ID or ID prefix; `None` when
