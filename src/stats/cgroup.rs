@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// Above this a memory limit counts as unlimited: kubelet's `isMemoryUnlimited` threshold. It sits below
 /// `i64::MAX` because the kernel reports the v1 "no limit" value rounded down to a page (9223372036854771712).
@@ -79,23 +81,24 @@ impl CgroupLocation {
     /// Locates the cgroups of process `pid` as seen from this process's mount and cgroup namespaces.
     pub fn of_pid(pid: i64) -> io::Result<Self> {
         let proc_cgroup = read_named(Path::new(&format!("/proc/{pid}/cgroup")))?;
-        // Our own mountinfo, not the container's: its paths are the ones we can open.
-        let mountinfo = read_named(Path::new("/proc/self/mountinfo"))?;
-        Self::from_parts(&proc_cgroup, &mountinfo, Path::new("/"))
+        Self::from_mounts(&proc_cgroup, &own_cgroup_mounts()?, Path::new("/"))
     }
 
     /// Resolves /proc/<pid>/cgroup text against mountinfo text; mount points are taken below `root_prefix`.
     pub fn from_parts(proc_cgroup: &str, mountinfo: &str, root_prefix: &Path) -> io::Result<Self> {
-        let mounts: Vec<CgroupMount> = mountinfo.lines().filter_map(parse_mount_line).collect();
+        Self::from_mounts(proc_cgroup, &parse_cgroup_mounts(mountinfo), root_prefix)
+    }
+
+    fn from_mounts(proc_cgroup: &str, mounts: &[CgroupMount], root_prefix: &Path) -> io::Result<Self> {
         let mut controllers = BTreeMap::new();
         let mut unified = None;
         for (names, path) in proc_cgroup.lines().filter_map(parse_cgroup_line) {
             if names.is_empty() {
-                unified = find_mount(&mounts, path, |m| m.v2).map(|m| m.dir_for(path, root_prefix));
+                unified = find_mount(mounts, path, |m| m.v2).map(|m| m.dir_for(path, root_prefix));
                 continue;
             }
             for name in names.split(',') {
-                if let Some(mount) = find_mount(&mounts, path, |m| !m.v2 && m.has_option(name)) {
+                if let Some(mount) = find_mount(mounts, path, |m| !m.v2 && m.has_option(name)) {
                     controllers.insert(name.to_string(), mount.dir_for(path, root_prefix));
                 }
             }
@@ -273,6 +276,31 @@ fn strip_dir_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     let prefix = prefix.trim_end_matches('/');
     let rest = path.strip_prefix(prefix)?;
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// How long the cgroup mounts read from our mountinfo are reused. They are
+/// set up at boot and hardly ever change, while mountinfo itself grows with
+/// every container (overlay, shm and namespace mounts): reading it once per
+/// container made a stats listing quadratic in the number of containers.
+const MOUNTS_MAX_AGE: Duration = Duration::from_secs(30);
+
+fn parse_cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    mountinfo.lines().filter_map(parse_mount_line).collect()
+}
+
+/// The cgroup mounts of our own mount namespace (its paths are the ones we
+/// can open, not the container's), cached for `MOUNTS_MAX_AGE`.
+fn own_cgroup_mounts() -> io::Result<Arc<Vec<CgroupMount>>> {
+    static CACHE: Mutex<Option<(Instant, Arc<Vec<CgroupMount>>)>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((at, mounts)) = cache.as_ref()
+        && at.elapsed() < MOUNTS_MAX_AGE
+    {
+        return Ok(mounts.clone());
+    }
+    let mounts = Arc::new(parse_cgroup_mounts(&read_named(Path::new("/proc/self/mountinfo"))?));
+    *cache = Some((Instant::now(), mounts.clone()));
+    Ok(mounts)
 }
 
 /// Among mounts matching `pred`, the one whose root holds `path` (bind mounts of a subtree), else the first.
