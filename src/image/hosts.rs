@@ -73,8 +73,9 @@ impl Capabilities {
     pub const PULL_AND_RESOLVE: Capabilities = Capabilities { pull: true, resolve: true };
 }
 
-/// One endpoint to try for a registry, in order.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// One endpoint to try for a registry, in order. `Debug` names header
+/// keys only: their values may be secrets (tokens sent as headers).
+#[derive(Clone, PartialEq, Default)]
 pub struct RegistryHost {
     /// Base URL with scheme, e.g. "https://mirror.local:5000" or "https://mirror.local/v2/mirrors" (path kept as given).
     pub url: String,
@@ -88,6 +89,20 @@ pub struct RegistryHost {
     pub override_path: bool,
     /// Extra headers sent with every request to this host.
     pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for RegistryHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryHost")
+            .field("url", &self.url)
+            .field("capabilities", &self.capabilities)
+            .field("ca_files", &self.ca_files)
+            .field("client_pairs", &self.client_pairs)
+            .field("skip_verify", &self.skip_verify)
+            .field("override_path", &self.override_path)
+            .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Why the host configuration of a registry could not be produced.
