@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
@@ -48,9 +49,24 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// What `serve_with` needs beyond the settings' first values.
+pub struct ServeOptions {
+    /// The settings in effect, updated by SIGHUP reloads (`config::Reloader`).
+    /// A service that follows a live key keeps a clone and awaits
+    /// `changed()`; an error from it means no more reloads will come.
+    pub settings: watch::Receiver<Arc<Config>>,
+}
+
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight
 /// calls finish (bounded by a drain timeout) and removes the socket.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let (_fixed, settings) = watch::channel(Arc::new(config));
+    serve_with(ServeOptions { settings }, shutdown).await
+}
+
+/// `serve`, with reloadable settings.
+pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let config = options.settings.borrow().clone();
     let socket = socket_path(&config.container_runtime_endpoint)?;
     let docker = Docker::new(&config.docker_endpoint)?;
     let images = ImageService::new(
