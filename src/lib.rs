@@ -17,4 +17,5 @@ pub mod sandbox;
 pub mod server;
 pub mod stats;
 pub mod stream;
+pub mod systemd;
 pub mod time;

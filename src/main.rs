@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use pinshim::config::{Config, ConfigError, Reloader};
 use pinshim::observability::LogFilter;
 use pinshim::server::ServeOptions;
+use pinshim::systemd;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 fn main() -> ExitCode {
@@ -26,6 +27,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the runtime starts threads: adopting a socket edits the environment.
+    let inherited = match systemd::take_listener(&config.container_runtime_endpoint) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot take the socket from systemd");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -36,7 +45,7 @@ fn main() -> ExitCode {
     let reloader = Reloader::new(args, loaded);
     let result = runtime.block_on(async {
         let signals = Signals::install();
-        let options = ServeOptions { settings: reloader.subscribe() };
+        let options = ServeOptions { settings: reloader.subscribe(), inherited };
         pinshim::server::serve_with(options, until_shutdown(signals, reloader, log_filter)).await
     });
     match result {
@@ -90,6 +99,7 @@ async fn until_shutdown(signals: Option<Signals>, mut reloader: Reloader, log_fi
 
 fn reload(reloader: &mut Reloader, log_filter: &LogFilter) {
     tracing::info!(file = ?reloader.config().config, "SIGHUP received: reloading settings");
+    systemd::notify_reloading();
     match reloader.reload() {
         Ok(outcome) => {
             if outcome.applied.iter().any(|k| k == "log-level")
@@ -104,4 +114,5 @@ fn reload(reloader: &mut Reloader, log_filter: &LogFilter) {
         }
         Err(e) => tracing::error!(error = %e, "cannot reload settings; keeping the running ones"),
     }
+    systemd::notify_ready();
 }
