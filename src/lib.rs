@@ -10,6 +10,7 @@ pub mod disk_usage;
 pub mod docker;
 pub mod host;
 pub mod image;
+pub mod metrics;
 pub mod network;
 pub mod observability;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! Serving CRI on a Unix socket: wiring, socket hygiene, graceful drain.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::cri::{ImageApi, RuntimeApi};
 use crate::docker::{Docker, DockerError};
 use crate::host::HostLimits;
 use crate::image::{ImageConfig, ImageError, ImageService};
+use crate::metrics::{self, RpcMetricsLayer};
 use crate::network::{Cni, CniSettings};
 use crate::runtime::Runtime;
 use crate::sandbox::{SandboxConfig, SandboxService};
@@ -44,6 +46,8 @@ pub enum ServeError {
     Socket { path: PathBuf, source: std::io::Error },
     #[error("cannot start the streaming server on {addr}: {source}")]
     Streaming { addr: String, source: std::io::Error },
+    #[error("cannot start the metrics server on {addr}: {source}")]
+    Metrics { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]
@@ -114,6 +118,13 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
     let streaming = Streaming::start(&config.streaming_bind_addr, docker.clone(), stop.clone())
         .await
         .map_err(|source| ServeError::Streaming { addr: config.streaming_bind_addr.clone(), source })?;
+    if let Some(addr) = config.metrics_bind_addr {
+        let bound = metrics::serve(addr, stop.clone()).await.map_err(|source| ServeError::Metrics { addr, source })?;
+        tracing::info!(addr = %bound, "serving metrics at /metrics");
+        if !bound.ip().is_loopback() {
+            tracing::warn!(addr = %bound, "metrics are served beyond loopback: anyone who reaches the port reads them");
+        }
+    }
     let stats = Arc::new(StatsService::new(docker.clone(), containers.clone(), sandboxes.clone()));
     let runtime = Arc::new(Runtime::new(docker, config.network_plugin, cni));
 
@@ -132,6 +143,7 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     let server = tonic::transport::Server::builder()
+        .layer(RpcMetricsLayer)
         .add_service(runtime_service)
         .add_service(image_service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop.clone().cancelled_owned());

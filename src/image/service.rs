@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::Mutex;
@@ -16,6 +16,7 @@ use super::registry::Registry;
 use super::single_flight::SingleFlight;
 use crate::disk_usage::{FsUsage, FsUsageCache};
 use crate::docker::{Docker, DockerError, DockerImage, ignore_missing};
+use crate::metrics;
 
 /// How many image configs ListImages inspects at once when its cache misses.
 const INSPECT_CONCURRENCY: usize = 8;
@@ -113,7 +114,13 @@ impl ImageService {
             None => self.docker_config.lookup(repo.registry()).await?,
         };
         let digest = match reference.target() {
-            Target::Tag(_) => self.registry.resolve(&reference, creds.as_ref()).await?,
+            Target::Tag(_) => {
+                let started = Instant::now();
+                let resolved = self.registry.resolve(&reference, creds.as_ref()).await;
+                let result = if resolved.is_ok() { "ok" } else { "error" };
+                metrics::record_resolution(repo.registry(), result, started.elapsed());
+                resolved?
+            }
             Target::Digest(d) => d.clone(),
         };
         let pinned = ImageReference::with_digest(repo.clone(), digest.clone());
@@ -121,19 +128,26 @@ impl ImageService {
             Some(image) => image,
             None => {
                 tracing::info!(reference = %pinned, "pulling by digest");
-                self.docker
-                    .pull_by_digest(
-                        &repo.to_string(),
-                        digest.as_str(),
-                        creds.as_ref(),
-                        self.config.pull_progress_deadline,
-                    )
-                    .await
-                    .map_err(|e| pull_error(&pinned, e))?;
-                self.docker.inspect_image(&pinned.to_string()).await?.ok_or_else(|| ImageError::PullFailed {
-                    reference: pinned.to_string(),
-                    source: DockerError::NotFound(format!("{pinned} absent after a successful pull")),
-                })?
+                let started = Instant::now();
+                let pulled = async {
+                    self.docker
+                        .pull_by_digest(
+                            &repo.to_string(),
+                            digest.as_str(),
+                            creds.as_ref(),
+                            self.config.pull_progress_deadline,
+                        )
+                        .await
+                        .map_err(|e| pull_error(&pinned, e))?;
+                    self.docker.inspect_image(&pinned.to_string()).await?.ok_or_else(|| ImageError::PullFailed {
+                        reference: pinned.to_string(),
+                        source: DockerError::NotFound(format!("{pinned} absent after a successful pull")),
+                    })
+                }
+                .await;
+                let bytes = pulled.as_ref().map_or(0, |image| image.size);
+                metrics::record_pull(repo.registry(), pull_result(&pulled), bytes, started.elapsed());
+                pulled?
             }
         };
         if let Some(tag) = reference.tag() {
@@ -254,6 +268,15 @@ impl ImageService {
             .usage(&dir)
             .await
             .map_err(|e| ImageError::Docker(DockerError::Server(format!("cannot measure {}: {e}", dir.display()))))
+    }
+}
+
+/// The `result` label of a pull's metrics.
+fn pull_result(pulled: &Result<DockerImage, ImageError>) -> &'static str {
+    match pulled {
+        Ok(_) => "ok",
+        Err(ImageError::PullStalled { .. }) => "stalled",
+        Err(_) => "error",
     }
 }
 
