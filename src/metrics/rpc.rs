@@ -6,6 +6,10 @@
 //! no status there means success, or for a streaming call that the stream
 //! started: an error a stream ends with later, in its trailers, is not
 //! counted, and its duration is the time to its first response.
+//!
+//! The method label is the request path as sent. The CRI socket is for
+//! kubelet and administrators only (mode 0660), so the names stay those of
+//! the CRI, plus any unknown method a client tries (answered Unimplemented).
 
 use std::task::{Context, Poll};
 use std::time::Instant;
