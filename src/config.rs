@@ -1,10 +1,19 @@
-//! Command-line flags. Names follow cri-dockerd's where the meaning is the
-//! same, so a node can switch shims by changing one binary.
+//! Settings: command-line flags, `PINSHIM_*` variables and an optional TOML
+//! file, in that order of precedence. Flag names follow cri-dockerd's where
+//! the meaning is the same, so a node can switch shims by changing one binary.
 
+mod file;
+mod reload;
+
+pub use file::{ConfigError, Loaded};
+pub use reload::{LIVE_KEYS, Reloaded, Reloader};
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -22,9 +31,16 @@ pub enum NetworkPlugin {
 
 /// pinshim: a CRI v1 runtime for Docker Engine that pins every image by digest.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "pinshim", version, about)]
+#[command(name = "pinshim", version = crate::build_info::LONG_VERSION, about)]
 pub struct Config {
-    /// Where pinshim serves CRI (unix:// socket).
+    /// A TOML file setting any of these flags, keyed by flag name
+    /// (`cni-bin-dir = ["/opt/cni/bin"]`). Flags and PINSHIM_* variables
+    /// override it; SIGHUP re-reads it. No file is read unless named.
+    #[arg(long, env = "PINSHIM_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Where pinshim serves CRI: unix:///path/to/socket, or fd:// (also
+    /// fd://<name> or fd://<number>) for a socket systemd passes in.
     #[arg(long, env = "PINSHIM_CONTAINER_RUNTIME_ENDPOINT", default_value = "unix:///run/pinshim/pinshim.sock")]
     pub container_runtime_endpoint: String,
 
@@ -90,8 +106,32 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log filter: a level (info, debug) or tracing directives.
-    #[arg(long, env = "PINSHIM_LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = "PINSHIM_LOG_LEVEL", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
+
+    /// Address (IP:port) to serve Prometheus metrics on, at /metrics; off
+    /// when unset. Anyone who reaches it reads them: loopback is the safe choice.
+    #[arg(long, env = "PINSHIM_METRICS_BIND_ADDR")]
+    pub metrics_bind_addr: Option<SocketAddr>,
+}
+
+impl Config {
+    /// The effective settings for this command line (program name first):
+    /// flags, then `PINSHIM_*` variables, then the `--config` file, then defaults.
+    pub fn load<I, T>(args: I) -> Result<Loaded, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        file::load(Config::command(), &args)
+    }
+}
+
+/// Accepts what `EnvFilter` accepts, so a bad filter is refused where it is
+/// written (flag, variable or file line) instead of at logging setup.
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s).map(|_| s.to_string()).map_err(|e| e.to_string())
 }
 
 /// Parses `90s`, `1m`, `1m30s`, `2h`, `500ms`.

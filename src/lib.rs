@@ -3,6 +3,7 @@
 //! immutable reference for every container.
 
 pub mod audit;
+pub mod build_info;
 pub mod config;
 pub mod container;
 pub mod cri;
@@ -11,6 +12,7 @@ pub mod docker;
 pub mod host;
 pub mod image;
 pub mod index;
+pub mod metrics;
 pub mod network;
 pub mod observability;
 pub mod runtime;
@@ -18,4 +20,5 @@ pub mod sandbox;
 pub mod server;
 pub mod stats;
 pub mod stream;
+pub mod systemd;
 pub mod time;

@@ -1,12 +1,14 @@
 //! Serving CRI on a Unix socket: wiring, socket hygiene, graceful drain.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
@@ -19,11 +21,13 @@ use crate::docker::{Docker, DockerError};
 use crate::host::HostLimits;
 use crate::image::{ImageConfig, ImageError, ImageService};
 use crate::index::ContainerIndex;
+use crate::metrics::{self, RpcMetricsLayer};
 use crate::network::{Cni, CniSettings};
 use crate::runtime::Runtime;
 use crate::sandbox::{SandboxConfig, SandboxService};
 use crate::stats::StatsService;
 use crate::stream::Streaming;
+use crate::systemd;
 
 /// kubelet's own limit for CRI messages; larger lists must still fit.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -35,14 +39,18 @@ const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("unsupported endpoint {0:?}: expected unix:///path/to/socket")]
+    #[error("unsupported endpoint {0:?}: expected unix:///path/to/socket or fd://")]
     Endpoint(String),
+    #[error("endpoint {0:?} needs a socket passed by systemd, and none was")]
+    NotActivated(String),
     #[error("another process is serving at {0}")]
     SocketInUse(PathBuf),
     #[error("cannot prepare socket {path}: {source}")]
     Socket { path: PathBuf, source: std::io::Error },
     #[error("cannot start the streaming server on {addr}: {source}")]
     Streaming { addr: String, source: std::io::Error },
+    #[error("cannot start the metrics server on {addr}: {source}")]
+    Metrics { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]
@@ -51,10 +59,28 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// What `serve_with` needs beyond the settings' first values.
+pub struct ServeOptions {
+    /// The settings in effect, updated by SIGHUP reloads (`config::Reloader`).
+    /// A service that follows a live key keeps a clone and awaits
+    /// `changed()`; an error from it means no more reloads will come.
+    pub settings: watch::Receiver<Arc<Config>>,
+    /// The listening socket systemd passed for an `fd://` endpoint
+    /// (`systemd::take_listener`).
+    pub inherited: Option<std::os::unix::net::UnixListener>,
+}
+
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight
 /// calls finish (bounded by a drain timeout) and removes the socket.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    let socket = socket_path(&config.container_runtime_endpoint)?;
+    let (_fixed, settings) = watch::channel(Arc::new(config));
+    serve_with(ServeOptions { settings, inherited: None }, shutdown).await
+}
+
+/// `serve`, with reloadable settings and possibly a socket from systemd.
+pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let config = options.settings.borrow().clone();
+    let socket = CriSocket::new(&config.container_runtime_endpoint, options.inherited)?;
     let docker = Docker::new(&config.docker_endpoint)?;
     let images = ImageService::new(
         docker.clone(),
@@ -102,11 +128,21 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let streaming = Streaming::start(&config.streaming_bind_addr, docker.clone(), stop.clone())
         .await
         .map_err(|source| ServeError::Streaming { addr: config.streaming_bind_addr.clone(), source })?;
+    if let Some(addr) = config.metrics_bind_addr {
+        let bound = metrics::serve(addr, stop.clone()).await.map_err(|source| ServeError::Metrics { addr, source })?;
+        tracing::info!(addr = %bound, "serving metrics at /metrics");
+        if !bound.ip().is_loopback() {
+            tracing::warn!(addr = %bound, "metrics are served beyond loopback: anyone who reaches the port reads them");
+        }
+    }
     let stats = Arc::new(StatsService::new(docker.clone(), containers.clone(), sandboxes.clone()));
     let runtime = Arc::new(Runtime::new(docker, config.network_plugin, cni));
 
-    let listener = bind(&socket).await?;
-    tracing::info!(socket = %socket.display(), docker = %config.docker_endpoint, "serving CRI");
+    let listener = socket.listen().await?;
+    tracing::info!(socket = %socket, docker = %config.docker_endpoint, "serving CRI");
+    // Ready means kubelet can connect; whether dockerd is up is Status's
+    // business, so this does not wait for it.
+    systemd::notify_ready();
 
     let runtime_service =
         RuntimeServiceServer::new(RuntimeApi::new(runtime, sandboxes, containers, Arc::new(streaming), stats))
@@ -117,6 +153,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     let server = tonic::transport::Server::builder()
+        .layer(RpcMetricsLayer)
         .add_service(runtime_service)
         .add_service(image_service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop.clone().cancelled_owned());
@@ -125,6 +162,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections, draining");
+            systemd::notify_stopping();
             stop.cancel();
             tokio::time::sleep(DRAIN_TIMEOUT).await;
         }
@@ -136,8 +174,60 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
             Ok(())
         }
     };
-    remove_socket(&socket);
+    socket.remove();
     result
+}
+
+/// Where CRI is served.
+enum CriSocket {
+    /// A path pinshim binds, and removes on exit.
+    Owned(PathBuf),
+    /// A socket systemd bound and passed in. Its file belongs to the socket
+    /// unit, which keeps it (and queues connections) across restarts, so
+    /// pinshim neither replaces nor removes it.
+    Inherited(std::os::unix::net::UnixListener),
+}
+
+impl CriSocket {
+    fn new(endpoint: &str, inherited: Option<std::os::unix::net::UnixListener>) -> Result<Self, ServeError> {
+        if systemd::selector(endpoint).is_some() {
+            return inherited.map(CriSocket::Inherited).ok_or_else(|| ServeError::NotActivated(endpoint.to_string()));
+        }
+        socket_path(endpoint).map(CriSocket::Owned)
+    }
+
+    async fn listen(&self) -> Result<UnixListener, ServeError> {
+        match self {
+            CriSocket::Owned(path) => bind(path).await,
+            CriSocket::Inherited(listener) => {
+                let failed = |source| ServeError::Socket { path: self.path().unwrap_or_default(), source };
+                UnixListener::from_std(listener.try_clone().map_err(failed)?).map_err(failed)
+            }
+        }
+    }
+
+    fn path(&self) -> Option<PathBuf> {
+        match self {
+            CriSocket::Owned(path) => Some(path.clone()),
+            CriSocket::Inherited(listener) => listener.local_addr().ok()?.as_pathname().map(Path::to_path_buf),
+        }
+    }
+
+    fn remove(&self) {
+        if let CriSocket::Owned(path) = self {
+            remove_socket(path);
+        }
+    }
+}
+
+impl std::fmt::Display for CriSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self, self.path()) {
+            (CriSocket::Owned(_), Some(path)) => write!(f, "{}", path.display()),
+            (CriSocket::Inherited(_), Some(path)) => write!(f, "{} (from systemd)", path.display()),
+            (_, None) => f.write_str("socket from systemd"),
+        }
+    }
 }
 
 fn socket_path(endpoint: &str) -> Result<PathBuf, ServeError> {

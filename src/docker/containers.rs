@@ -11,7 +11,7 @@ use bollard::query_parameters::{
     StopContainerOptionsBuilder,
 };
 
-use super::{Docker, DockerError};
+use super::{Docker, DockerError, timed};
 use crate::time::parse_rfc3339_nanos;
 
 /// What pinshim asks Docker to create. Only the fields pinshim sets.
@@ -140,13 +140,14 @@ impl Docker {
         let client = self.client().await?;
         let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
         let body = create_body(spec);
-        let created = client.create_container(Some(options), body).await.map_err(|e| self.error(e))?;
+        let created =
+            timed("container_create", client.create_container(Some(options), body)).await.map_err(|e| self.error(e))?;
         Ok(created.id)
     }
 
     pub async fn start_container(&self, id: &str) -> Result<(), DockerError> {
         let client = self.client().await?;
-        client.start_container(id, None).await.map_err(|e| self.error(e))
+        timed("container_start", client.start_container(id, None)).await.map_err(|e| self.error(e))
     }
 
     /// Stops with the container's stop signal, then SIGKILL after `timeout_secs`.
@@ -154,7 +155,7 @@ impl Docker {
         let client = self.client().await?;
         let t = i32::try_from(timeout_secs.max(0)).unwrap_or(i32::MAX);
         let options = StopContainerOptionsBuilder::default().t(t).build();
-        match client.stop_container(id, Some(options)).await.map_err(|e| self.error(e)) {
+        match timed("container_stop", client.stop_container(id, Some(options))).await.map_err(|e| self.error(e)) {
             Err(DockerError::NotModified) => Ok(()),
             other => other,
         }
@@ -164,12 +165,12 @@ impl Docker {
     pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
         let client = self.client().await?;
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        client.remove_container(id, Some(options)).await.map_err(|e| self.error(e))
+        timed("container_remove", client.remove_container(id, Some(options))).await.map_err(|e| self.error(e))
     }
 
     pub async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>, DockerError> {
         let client = self.client().await?;
-        let c = match client.inspect_container(id, None).await.map_err(|e| self.error(e)) {
+        let c = match timed("container_inspect", client.inspect_container(id, None)).await.map_err(|e| self.error(e)) {
             Ok(c) => c,
             Err(DockerError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
@@ -231,7 +232,7 @@ impl Docker {
         let client = self.client().await?;
         let filters = HashMap::from([("label", labels.to_vec())]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        let list = client.list_containers(Some(options)).await.map_err(|e| self.error(e))?;
+        let list = timed("container_list", client.list_containers(Some(options))).await.map_err(|e| self.error(e))?;
         Ok(list
             .into_iter()
             .map(|c| ContainerSummary {
@@ -262,7 +263,7 @@ impl Docker {
             cpuset_mems: r.cpuset_mems,
             ..Default::default()
         };
-        client.update_container(id, body).await.map_err(|e| self.error(e))
+        timed("container_update", client.update_container(id, body)).await.map_err(|e| self.error(e))
     }
 }
 

@@ -67,7 +67,11 @@ impl Docker {
                         })
                     })
                 }
-                Err(e) => Some(Err(this.error(e))),
+                Err(e) => {
+                    // A stream has no latency to time; its failures still count.
+                    crate::metrics::record_docker_error("events");
+                    Some(Err(this.error(e)))
+                }
             };
             std::future::ready(event)
         }))

@@ -6,7 +6,7 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures::StreamExt;
 
-use super::{Docker, DockerError};
+use super::{Docker, DockerError, timed};
 
 /// What an exec printed and how it ended.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -35,9 +35,10 @@ impl Docker {
             attach_stderr: Some(true),
             ..Default::default()
         };
-        let exec = client.create_exec(id, options).await.map_err(|e| self.error(e))?;
-        let started =
-            client.start_exec(&exec.id, Some(StartExecOptions::default())).await.map_err(|e| self.error(e))?;
+        let exec = timed("exec_create", client.create_exec(id, options)).await.map_err(|e| self.error(e))?;
+        let started = timed("exec_start", client.start_exec(&exec.id, Some(StartExecOptions::default())))
+            .await
+            .map_err(|e| self.error(e))?;
         let StartExecResults::Attached { mut output, .. } = started else {
             return Err(DockerError::Server("exec started detached".to_string()));
         };
@@ -58,7 +59,7 @@ impl Docker {
             Some(limit) => tokio::time::timeout(limit, collect).await.is_ok_and(|r| r.is_ok()),
             None => collect.await.is_ok(),
         };
-        let inspect = client.inspect_exec(&exec.id).await.map_err(|e| self.error(e))?;
+        let inspect = timed("exec_inspect", client.inspect_exec(&exec.id)).await.map_err(|e| self.error(e))?;
         if !finished || inspect.running.unwrap_or_default() {
             // Docker has no API to stop an exec: signal its process directly.
             if let Some(pid) = inspect.pid.filter(|p| *p > 0) {

@@ -8,7 +8,7 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 
-use super::{Docker, DockerError};
+use super::{Docker, DockerError, timed};
 use crate::image::Credentials;
 
 /// An image as Docker holds it. Names are as Docker prints them (familiar
@@ -28,7 +28,7 @@ impl Docker {
     /// Looks an image up by name, digest reference, ID or ID prefix.
     pub async fn inspect_image(&self, name: &str) -> Result<Option<DockerImage>, DockerError> {
         let client = self.client().await?;
-        match client.inspect_image(name).await.map_err(|e| self.error(e)) {
+        match timed("image_inspect", client.inspect_image(name)).await.map_err(|e| self.error(e)) {
             Ok(image) => Ok(Some(DockerImage {
                 id: image.id.unwrap_or_default(),
                 repo_tags: image.repo_tags.unwrap_or_default(),
@@ -45,7 +45,7 @@ impl Docker {
     pub async fn list_images(&self) -> Result<Vec<DockerImage>, DockerError> {
         let client = self.client().await?;
         let options = ListImagesOptionsBuilder::default().all(false).build();
-        let images = client.list_images(Some(options)).await.map_err(|e| self.error(e))?;
+        let images = timed("image_list", client.list_images(Some(options))).await.map_err(|e| self.error(e))?;
         Ok(images
             .into_iter()
             .map(|s| DockerImage {
@@ -84,7 +84,7 @@ impl Docker {
     pub async fn tag_image(&self, source: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
         let client = self.client().await?;
         let options = TagImageOptionsBuilder::default().repo(repository).tag(tag).build();
-        client.tag_image(source, Some(options)).await.map_err(|e| self.error(e))
+        timed("image_tag", client.tag_image(source, Some(options))).await.map_err(|e| self.error(e))
     }
 
     /// Removes one name of an image, or the image itself when `name` is its
@@ -92,7 +92,7 @@ impl Docker {
     pub async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
         let client = self.client().await?;
         let options = RemoveImageOptionsBuilder::default().force(false).noprune(false).build();
-        client.remove_image(name, Some(options), None).await.map(drop).map_err(|e| self.error(e))
+        timed("image_remove", client.remove_image(name, Some(options), None)).await.map(drop).map_err(|e| self.error(e))
     }
 }
 

@@ -19,8 +19,9 @@ pub use logs::{LogChunk, OutputStream};
 pub use stream::{Session, StdioFlags};
 pub use system::{DockerInfo, DockerVersion};
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::errors::Error as BollardError;
 use tokio::sync::Mutex;
@@ -57,6 +58,15 @@ pub fn ignore_missing(result: Result<(), DockerError>) -> Result<(), DockerError
         Err(DockerError::NotFound(_)) => Ok(()),
         other => other,
     }
+}
+
+/// Times one Docker API call for `pinshim_docker_request_duration_seconds`,
+/// labelled by `operation`.
+async fn timed<T, E>(operation: &'static str, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    let started = Instant::now();
+    let result = call.await;
+    crate::metrics::record_docker_call(operation, result.is_ok(), started.elapsed());
+    result
 }
 
 /// A lazily connected Docker client: pinshim starts (and reports

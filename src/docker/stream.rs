@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWrite;
 
-use super::{Docker, DockerError, LogChunk, OutputStream};
+use super::{Docker, DockerError, LogChunk, OutputStream, timed};
 
 /// A live connection to a process's stdio. With a TTY, all output arrives
 /// as stdout.
@@ -44,9 +44,9 @@ impl Docker {
             tty: Some(flags.tty),
             ..Default::default()
         };
-        let exec = client.create_exec(id, options).await.map_err(|e| self.error(e))?;
+        let exec = timed("exec_create", client.create_exec(id, options)).await.map_err(|e| self.error(e))?;
         let start = StartExecOptions { tty: flags.tty, ..Default::default() };
-        let started = client.start_exec(&exec.id, Some(start)).await.map_err(|e| self.error(e))?;
+        let started = timed("exec_start", client.start_exec(&exec.id, Some(start))).await.map_err(|e| self.error(e))?;
         let StartExecResults::Attached { output, input } = started else {
             return Err(DockerError::Server("exec started detached".to_string()));
         };
@@ -56,13 +56,15 @@ impl Docker {
     /// The exit code of a finished exec; `None` while it still runs.
     pub async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, DockerError> {
         let client = self.client().await?;
-        let inspect = client.inspect_exec(exec_id).await.map_err(|e| self.error(e))?;
+        let inspect = timed("exec_inspect", client.inspect_exec(exec_id)).await.map_err(|e| self.error(e))?;
         Ok(if inspect.running.unwrap_or_default() { None } else { inspect.exit_code })
     }
 
     pub async fn resize_exec(&self, exec_id: &str, width: u16, height: u16) -> Result<(), DockerError> {
         let client = self.client().await?;
-        client.resize_exec(exec_id, ResizeExecOptions { width, height }).await.map_err(|e| self.error(e))
+        timed("exec_resize", client.resize_exec(exec_id, ResizeExecOptions { width, height }))
+            .await
+            .map_err(|e| self.error(e))
     }
 
     /// Attaches to the main process of container `id`.
@@ -75,14 +77,15 @@ impl Docker {
             .stdout(flags.stdout)
             .stderr(flags.stderr)
             .build();
-        let attached = client.attach_container(id, Some(options)).await.map_err(|e| self.error(e))?;
+        let attached =
+            timed("container_attach", client.attach_container(id, Some(options))).await.map_err(|e| self.error(e))?;
         Ok(Session { output: self.chunks(attached.output), input: attached.input })
     }
 
     pub async fn resize_container(&self, id: &str, width: u16, height: u16) -> Result<(), DockerError> {
         let client = self.client().await?;
         let options = ResizeContainerTTYOptionsBuilder::default().w(i32::from(width)).h(i32::from(height)).build();
-        client.resize_container_tty(id, options).await.map_err(|e| self.error(e))
+        timed("container_resize", client.resize_container_tty(id, options)).await.map_err(|e| self.error(e))
     }
 
     fn chunks(

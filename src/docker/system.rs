@@ -1,6 +1,6 @@
 //! Daemon-wide facts: version and `docker info`.
 
-use super::{Docker, DockerError};
+use super::{Docker, DockerError, timed};
 
 /// What `docker version` reports.
 #[derive(Debug, Clone)]
@@ -23,13 +23,13 @@ pub struct DockerInfo {
 impl Docker {
     pub async fn version(&self) -> Result<DockerVersion, DockerError> {
         let client = self.client().await?;
-        let v = client.version().await.map_err(|e| self.error(e))?;
+        let v = timed("version", client.version()).await.map_err(|e| self.error(e))?;
         Ok(DockerVersion { version: v.version.unwrap_or_default(), api_version: v.api_version.unwrap_or_default() })
     }
 
     pub async fn info(&self) -> Result<DockerInfo, DockerError> {
         let client = self.client().await?;
-        let info = client.info().await.map_err(|e| self.error(e))?;
+        let info = timed("info", client.info()).await.map_err(|e| self.error(e))?;
         let mut runtimes: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
         runtimes.sort();
         Ok(DockerInfo {

@@ -9,10 +9,13 @@ use super::error::ImageError;
 use super::reference::ImageReference;
 use super::registry::Resolution;
 use crate::docker::DockerImage;
+use crate::metrics;
 
 /// The audit trail: one structured line per resolution.
 pub fn resolution(requested: &ImageReference, result: &Result<Resolution, ImageError>, took: Duration) {
     let duration_ms = took.as_millis() as u64;
+    let registry = requested.repository().registry();
+    metrics::record_resolution(registry, if result.is_ok() { "ok" } else { "error" }, took);
     match result {
         Ok(r) => {
             let canonical = format!("{}@{}", requested.repository(), r.digest);
@@ -33,6 +36,8 @@ pub fn pull(
     took: Duration,
 ) {
     let duration_ms = took.as_millis() as u64;
+    let bytes = result.as_ref().map_or(0, |image| image.size);
+    metrics::record_pull(requested.repository().registry(), pull_result(result), bytes, took);
     match result {
         Ok(image) => {
             tracing::info!(target: "pinshim::audit", event = "pull", requested = %requested, canonical = %canonical, host, bytes = image.size, image_id = %image.id, duration_ms, result = "ok", "image pulled");
@@ -40,5 +45,14 @@ pub fn pull(
         Err(e) => {
             tracing::info!(target: "pinshim::audit", event = "pull", requested = %requested, canonical = %canonical, host, duration_ms, result = "error", error = %e, "image pull failed");
         }
+    }
+}
+
+/// The `result` label of a pull's metrics.
+fn pull_result(pulled: &Result<DockerImage, ImageError>) -> &'static str {
+    match pulled {
+        Ok(_) => "ok",
+        Err(ImageError::PullStalled { .. }) => "stalled",
+        Err(_) => "error",
     }
 }

@@ -84,8 +84,9 @@ impl ContainerIndex {
                 self.lock().apply(ticket, &details.id.clone(), Some(Arc::new(details)))
             }
             Ok(_) => self.lock().apply(ticket, id, None),
-            Err(e) => self.lost_track(id, &e),
+            Err(e) => return self.lost_track(id, &e),
         }
+        self.publish_size();
     }
 
     fn lost_track(&self, id: &str, e: &DockerError) {
@@ -96,6 +97,13 @@ impl ContainerIndex {
 
     fn ticket(&self) -> u64 {
         self.tickets.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Reports the index's size to the metrics endpoint.
+    fn publish_size(&self) {
+        let state = self.lock();
+        crate::metrics::set_index_size(labels::KIND_SANDBOX, state.count(labels::KIND_SANDBOX));
+        crate::metrics::set_index_size(labels::KIND_CONTAINER, state.count(labels::KIND_CONTAINER));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -153,6 +161,8 @@ impl ContainerIndex {
         state.replace_all(ticket, found);
         state.set_live(true);
         tracing::debug!(containers = state.count_all(), "container index rebuilt");
+        drop(state);
+        self.publish_size();
         Ok(())
     }
 

@@ -168,7 +168,7 @@ fn spawn(dir: &Path, args: &[String], vars: &[(String, String)]) -> Child {
         .expect("start pinshim")
 }
 
-async fn connect(socket: &Path) -> Channel {
+pub async fn connect(socket: &Path) -> Channel {
     // The socket file appears at bind(), a moment before listen(): until
     // then connecting is refused, so retry rather than wait for the file.
     let deadline = Instant::now() + Duration::from_secs(20);
