@@ -122,9 +122,16 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
         config.root_dir.clone(),
         index,
     ));
-    if let Err(e) = containers.recover().await {
-        tracing::warn!(error = %e, "could not resume container logs; will retry as containers start");
-    }
+    // In the background: a dockerd that hangs must not hold up serving
+    // (and readiness), which would only make kubelet wait longer.
+    tokio::spawn({
+        let containers = containers.clone();
+        async move {
+            if let Err(e) = containers.recover().await {
+                tracing::warn!(error = %e, "could not resume container logs; will retry as containers start");
+            }
+        }
+    });
     let streaming = Streaming::start(&config.streaming_bind_addr, docker.clone(), stop.clone())
         .await
         .map_err(|source| ServeError::Streaming { addr: config.streaming_bind_addr.clone(), source })?;
