@@ -128,7 +128,9 @@ async fn main() {
     );
     for (ours, (p50, p99), theirs, (d50, d99)) in rows {
         let ratio = p50.as_secs_f64() / d50.as_secs_f64();
-        println!("{ours:<20} {p50:>10.2?} {p99:>10.2?}   {theirs:<42} {d50:>10.2?} {d99:>10.2?}  {ratio:>7.2}");
+        // Ratios far below 1 read better as "1/N".
+        let ratio = if ratio < 0.05 { format!("1/{:.0}", 1.0 / ratio) } else { format!("{ratio:.2}") };
+        println!("{ours:<20} {p50:>10.2?} {p99:>10.2?}   {theirs:<42} {d50:>10.2?} {d99:>10.2?}  {ratio:>7}");
     }
     println!("pinshim peak RSS: {} MiB", rss.map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)));
 }
