@@ -59,6 +59,9 @@ impl ContainerService {
             ContainerAction::Die => api::ContainerEventType::ContainerStoppedEvent,
             ContainerAction::Destroy => api::ContainerEventType::ContainerDeletedEvent,
         };
+        // The index may not have seen this event yet: bring it up to date
+        // first, so a list made on receipt of the event already shows it.
+        self.index.refresh(&event.id).await;
         let sandbox_id = labels::get(&event.labels, labels::SANDBOX_ID);
         let pod_sandbox_status = self.sandboxes.status(&sandbox_id, false).await.ok().and_then(|r| r.status);
         let filter = api::ContainerFilter { pod_sandbox_id: sandbox_id, ..Default::default() };
