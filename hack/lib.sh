@@ -509,6 +509,8 @@ export_test_env() {
   export PINSHIM_TEST_PAUSE="${PINSHIM_IMG_PAUSE}"
   export PINSHIM_TEST_MULTIARCH="${PINSHIM_IMG_MULTIARCH}"
   export PINSHIM_TEST_AUTH_BUSYBOX="${PINSHIM_IMG_AUTH_BUSYBOX}"
+  # Tests start extra registries over the plain one's storage (mirrors they can stop).
+  export PINSHIM_TEST_REGISTRY_STORAGE="${PINSHIM_TEST_STATE}/registry-plain/data"
   export DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
   export_tls_test_env
 }

@@ -191,6 +191,90 @@ async fn mirrors_stand_in_for_an_unreachable_upstream() {
     pods::cleanup(rt, &shim.images, &[&pod], &[&id]).await;
 }
 
+/// A registry process of this test's own over the plain registry's storage:
+/// a mirror that can be taken down. Killed (by its PID) when dropped.
+struct OwnRegistry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnRegistry {
+    async fn start() -> OwnRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir = tempfile::tempdir().expect("registry dir");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            env("PINSHIM_TEST_REGISTRY_STORAGE")
+        );
+        std::fs::write(dir.path().join("config.yml"), config).expect("registry config");
+        let log = std::fs::File::create(dir.path().join("registry.log")).expect("registry log");
+        let child = std::process::Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let registry = OwnRegistry { child, addr, _dir: dir };
+        pods::wait_for("the extra registry to answer", pods::WAIT, || async {
+            tokio::net::TcpStream::connect(&registry.addr).await.ok().map(|_| ())
+        })
+        .await;
+        registry
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn a_mirror_that_goes_down_gives_way_to_the_next() {
+    let upstream = "127.0.0.1:5997";
+    let second = env("PINSHIM_TEST_REGISTRY");
+    let mut first = OwnRegistry::start().await;
+    let config = tempfile::tempdir().expect("config dir");
+    write_hosts(config.path(), upstream, &format!("[host.\"http://{}\"]\n\n[host.\"http://{second}\"]", first.addr));
+    let shim = shim_with_hosts(config.path(), Vec::new()).await;
+    let push = |name: String| {
+        let target = format!("{second}/{name}:v1");
+        async move {
+            let source = env("PINSHIM_TEST_BUSYBOX");
+            common::registry::push_variant(&source, &target, &unique("n"), &RegistryAuth::Anonymous).await
+        }
+    };
+    let used_for = |shim: &Shim, reference: &str| {
+        let logs = shim.logs();
+        let line = logs.lines().rev().find(|l| l.contains("image pulled") && l.contains(reference)).map(str::to_string);
+        line.unwrap_or_else(|| panic!("no audit line for {reference}: {logs}"))
+    };
+
+    let name_a = format!("pinshim-test/{}", unique("mirror-up"));
+    let a = push(name_a.clone()).await;
+    let reference_a = format!("{upstream}/{name_a}:v1");
+    assert_eq!(try_pull(&shim, &reference_a).await.expect("pull through the first mirror"), a.config_digest);
+    assert!(used_for(&shim, &reference_a).contains(&format!("http://{}", first.addr)));
+
+    first.stop();
+    let name_b = format!("pinshim-test/{}", unique("mirror-down"));
+    let b = push(name_b.clone()).await;
+    let reference_b = format!("{upstream}/{name_b}:v1");
+    assert_eq!(try_pull(&shim, &reference_b).await.expect("pull through the second mirror"), b.config_digest);
+    assert!(used_for(&shim, &reference_b).contains(&format!("http://{second}")));
+
+    pods::remove_image(&shim.images, &a.config_digest).await;
+    pods::remove_image(&shim.images, &b.config_digest).await;
+}
+
 #[tokio::test]
 async fn a_credential_helper_supplies_registry_credentials() {
     let bin = tempfile::tempdir().expect("bin dir");
