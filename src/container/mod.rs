@@ -183,18 +183,21 @@ impl ContainerService {
 
     /// Served from the index when it is in step with Docker.
     pub async fn list(&self, filter: Option<&api::ContainerFilter>) -> Result<Vec<api::Container>, ContainerError> {
-        let all: Vec<api::Container> = match self.index.snapshot(labels::KIND_CONTAINER) {
-            Some(all) => all.iter().map(|d| status::container_of(d)).collect(),
+        let mut containers: Vec<api::Container> = match self.index.snapshot(labels::KIND_CONTAINER) {
+            Some(all) => all
+                .iter()
+                .filter(|d| filter.is_none_or(|f| status::details_match(d, f)))
+                .map(|d| status::container_of(d))
+                .collect(),
             None => self
                 .docker
                 .list_containers(&[&labels::kind_filter(labels::KIND_CONTAINER)])
                 .await?
                 .iter()
                 .map(status::container)
+                .filter(|c| filter.is_none_or(|f| status::matches(c, f)))
                 .collect(),
         };
-        let mut containers: Vec<api::Container> =
-            all.into_iter().filter(|c| filter.is_none_or(|f| status::matches(c, f))).collect();
         containers.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(containers)
     }
@@ -203,7 +206,7 @@ impl ContainerService {
     /// `None` while the index is not in step with Docker.
     pub fn indexed(&self, filter: &api::ContainerFilter) -> Option<Vec<Arc<ContainerDetails>>> {
         let all = self.index.snapshot(labels::KIND_CONTAINER)?;
-        Some(all.into_iter().filter(|d| status::matches(&status::container_of(d), filter)).collect())
+        Some(all.into_iter().filter(|d| status::details_match(d, filter)).collect())
     }
 
     pub async fn update_resources(

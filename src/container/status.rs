@@ -154,6 +154,18 @@ pub fn process_user(pid: i64) -> Option<api::ContainerUser> {
 }
 
 /// Whether a listed container passes a CRI filter.
+/// `matches` on an indexed container, before building its listing entry:
+/// only the label selector needs the labels decoded.
+pub fn details_match(d: &ContainerDetails, f: &api::ContainerFilter) -> bool {
+    (f.id.is_empty() || d.id.starts_with(&f.id))
+        && (f.pod_sandbox_id.is_empty() || labels::get(&d.labels, labels::SANDBOX_ID).starts_with(&f.pod_sandbox_id))
+        && f.state.as_ref().is_none_or(|v| v.state == state_of(&d.state.status) as i32)
+        && (f.label_selector.is_empty() || {
+            let decoded = labels::decode_map(&d.labels, labels::LABELS);
+            f.label_selector.iter().all(|(k, v)| decoded.get(k) == Some(v))
+        })
+}
+
 pub fn matches(c: &api::Container, f: &api::ContainerFilter) -> bool {
     (f.id.is_empty() || c.id.starts_with(&f.id))
         && (f.pod_sandbox_id.is_empty() || c.pod_sandbox_id.starts_with(&f.pod_sandbox_id))
@@ -170,6 +182,34 @@ mod tests {
         ContainerDetails {
             state: RunState { status: "exited".into(), exit_code: code, oom_killed: oom, ..Default::default() },
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn filtering_details_agrees_with_filtering_listings() {
+        let mut d = exited(0, false);
+        d.id = "abc123".into();
+        d.labels.insert(labels::SANDBOX_ID.into(), "pod42".into());
+        let user_labels = HashMap::from([("app".to_string(), "web".to_string())]);
+        d.labels.insert(labels::LABELS.into(), labels::encode_map(&user_labels));
+        let exited_state = Some(api::ContainerStateValue { state: api::ContainerState::ContainerExited as i32 });
+        let running_state = Some(api::ContainerStateValue { state: api::ContainerState::ContainerRunning as i32 });
+        let filters = [
+            api::ContainerFilter::default(),
+            api::ContainerFilter { id: "abc".into(), ..Default::default() },
+            api::ContainerFilter { id: "abd".into(), ..Default::default() },
+            api::ContainerFilter { pod_sandbox_id: "pod4".into(), ..Default::default() },
+            api::ContainerFilter { pod_sandbox_id: "other".into(), ..Default::default() },
+            api::ContainerFilter { state: exited_state, ..Default::default() },
+            api::ContainerFilter { state: running_state, ..Default::default() },
+            api::ContainerFilter { label_selector: user_labels.clone(), ..Default::default() },
+            api::ContainerFilter {
+                label_selector: HashMap::from([("app".to_string(), "db".to_string())]),
+                ..Default::default()
+            },
+        ];
+        for f in &filters {
+            assert_eq!(details_match(&d, f), matches(&container_of(&d), f), "{f:?}");
         }
     }
 

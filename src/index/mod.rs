@@ -62,15 +62,6 @@ impl ContainerIndex {
         self.lock().snapshot(kind)
     }
 
-    /// Containers tracked, by kind, for the metrics endpoint and tests.
-    pub fn len(&self, kind: &str) -> usize {
-        self.lock().count(kind)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().count_all() == 0
-    }
-
     /// Re-reads one container from Docker. pinshim calls this after each of
     /// its own changes, so the next list call sees them.
     pub async fn refresh(&self, id: &str) {
