@@ -33,9 +33,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Deserialize;
 
 use super::hosts::{FileStamp, describe_toml_error};
+use super::reference::Digest;
 
-const DIGEST_PREFIX: &str = "sha256:";
-const DIGEST_HEX_LEN: usize = 64;
 const TOP_LEVEL_KEYS: &[&str] = &["allowed_registries", "deny", "denied_digests", "require_digest_resolution"];
 
 /// Why a policy file is unusable.
@@ -185,15 +184,11 @@ impl Policy {
     }
 }
 
+/// The same rule image references follow: `sha256:` and 64 lowercase hex digits.
 fn validate_digest(digest: &str) -> Result<(), InvalidPolicy> {
-    let valid = digest.strip_prefix(DIGEST_PREFIX).is_some_and(|hex| {
-        hex.len() == DIGEST_HEX_LEN && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    });
-    if valid {
-        Ok(())
-    } else {
-        Err(InvalidPolicy(format!("{digest:?} is not a digest (sha256: followed by 64 lowercase hex digits)")))
-    }
+    Digest::parse(digest)
+        .map(|_| ())
+        .map_err(|_| InvalidPolicy(format!("{digest:?} is not a digest (sha256: followed by 64 lowercase hex digits)")))
 }
 
 /// A registry pattern: `*` stands for any run of characters other than

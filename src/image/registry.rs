@@ -174,12 +174,6 @@ fn unreachable_target(reference: &ImageReference) -> ImageError {
     ImageError::InvalidReference { reference: reference.to_string(), source: super::reference::ReferenceError::Empty }
 }
 
-/// `host[:port]` of an endpoint URL, as credentials and certs.d name it.
-pub fn authority_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or_default().to_string()
-}
-
 pub fn is_loopback(registry: &str) -> bool {
     let host = match registry.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),

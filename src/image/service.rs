@@ -10,11 +10,12 @@ use tokio::sync::Mutex;
 
 use super::audit_log;
 use super::credentials::{Credentials, DockerConfig};
+use super::distribution::DistributionClient;
 use super::error::ImageError;
 use super::policy::{PolicyFile, Verdict};
 use super::records::TagRecords;
 use super::reference::{Digest, ImageReference, Target};
-use super::registry::{self, Endpoint, Registry, authority_of};
+use super::registry::{self, Endpoint, Registry};
 use super::single_flight::SingleFlight;
 use crate::disk_usage::{FsUsage, FsUsageCache};
 use crate::docker::{Docker, DockerError, DockerImage, ignore_missing};
@@ -123,38 +124,40 @@ impl ImageService {
     /// Refuses what the provenance policy forbids: the registry before
     /// anything is fetched, the digest once it is known.
     pub fn admit(&self, reference: &ImageReference, digest: Option<&Digest>) -> Result<(), ImageError> {
-        let policy = self.policy.current()?;
-        match policy.check(reference.repository().registry(), digest.map(Digest::as_str)) {
-            Verdict::Allowed => Ok(()),
-            Verdict::Denied { rule } => {
-                let shown = match digest {
-                    Some(d) if reference.digest().is_none() => format!("{reference} ({d})"),
-                    _ => reference.to_string(),
-                };
-                tracing::warn!(reference = %shown, rule = %rule, "image refused by policy");
-                Err(ImageError::Denied { reference: shown, rule })
-            }
-        }
+        let Some(rule) = self.broken_rule(reference, digest)? else { return Ok(()) };
+        let shown = match digest {
+            Some(d) if reference.digest().is_none() => format!("{reference} ({d})"),
+            _ => reference.to_string(),
+        };
+        tracing::warn!(reference = %shown, rule = %rule, "image refused by policy");
+        Err(ImageError::Denied { reference: shown, rule })
     }
 
     /// Checks an image a container is about to be created from, by its
     /// canonical `registry/repo@sha256:…` (empty: never from a registry).
     pub fn admit_canonical(&self, canonical: &str) -> Result<(), ImageError> {
-        match ImageReference::parse(canonical) {
-            Ok(reference) => self.admit(&reference, reference.digest()),
-            Err(_) => Ok(()),
+        if canonical.is_empty() {
+            return Ok(());
         }
+        let reference = Self::parse(canonical)?;
+        self.admit(&reference, reference.digest())
     }
 
     /// The policy rule a canonical reference breaks, if any: for containers
-    /// already running, which are reported, not stopped.
+    /// already running, which are reported, not stopped. A policy that
+    /// cannot be read reports nothing here; pulls and creates fail on it.
     pub fn policy_violation(&self, canonical: &str) -> Option<String> {
         let reference = ImageReference::parse(canonical).ok()?;
-        let policy = self.policy.current().ok()?;
-        match policy.check(reference.repository().registry(), reference.digest().map(Digest::as_str)) {
-            Verdict::Denied { rule } => Some(rule),
+        self.broken_rule(&reference, reference.digest()).ok().flatten()
+    }
+
+    /// The rule of the policy in force that an image breaks, if any.
+    fn broken_rule(&self, reference: &ImageReference, digest: Option<&Digest>) -> Result<Option<String>, ImageError> {
+        let policy = self.policy.current()?;
+        Ok(match policy.check(reference.repository().registry(), digest.map(Digest::as_str)) {
             Verdict::Allowed => None,
-        }
+            Verdict::Denied { rule } => Some(rule),
+        })
     }
 
     async fn pull_once(&self, reference: ImageReference, auth: Option<Credentials>) -> PullResult {
@@ -197,7 +200,11 @@ impl ImageService {
         let mut targets = Vec::with_capacity(endpoints.len());
         for (n, host) in endpoints.into_iter().enumerate() {
             let upstream = n == last;
-            let authority = if upstream { registry.to_string() } else { authority_of(&host.url) };
+            let authority = if upstream {
+                registry.to_string()
+            } else {
+                DistributionClient::authority(&host).unwrap_or_else(|| host.url.clone())
+            };
             let given = auth.as_ref().filter(|c| {
                 let server = c.server_address.trim_start_matches("https://").trim_start_matches("http://");
                 let server = server.trim_end_matches('/');

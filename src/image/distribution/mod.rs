@@ -225,6 +225,11 @@ impl DistributionClient {
     /// The name Docker pulls `repository` from `host` by, and the
     /// `host[:port]` its certs.d directory is named after; `None` when
     /// Docker cannot reach that endpoint's API root.
+    /// `host[:port]` of an endpoint, as certs.d and credential stores name it.
+    pub fn authority(host: &RegistryHost) -> Option<String> {
+        Endpoint::new(host).ok()?.authority()
+    }
+
     pub fn docker_names(host: &RegistryHost, repository: &str) -> Option<(String, String)> {
         let endpoint = Endpoint::new(host).ok()?;
         Some((endpoint.docker_repository(repository)?, endpoint.authority()?))
