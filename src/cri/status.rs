@@ -36,7 +36,9 @@ impl From<ImageError> for Status {
             ImageError::Docker(source) => return Status::from(source.clone()),
             ImageError::Denied { .. } => Code::PermissionDenied,
             // The operator's configuration is broken: nothing the caller can fix.
-            ImageError::Policy(_) | ImageError::Hosts(_) => Code::FailedPrecondition,
+            ImageError::Policy(_) | ImageError::Hosts(_) | ImageError::RegistryConfig { .. } => {
+                Code::FailedPrecondition
+            }
             ImageError::Records { .. } => {
                 tracing::error!(error = %err, "image records failed");
                 return Status::internal("pinshim could not store image records; see its log");

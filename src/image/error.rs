@@ -20,6 +20,8 @@ pub enum ImageError {
     Unauthorized { registry: String, reference: String },
     #[error("image {reference} not found in registry {registry}")]
     NotFound { registry: String, reference: String },
+    #[error("registry endpoint {registry} is misconfigured: {reason}")]
+    RegistryConfig { registry: String, reason: String },
     #[error("registry {registry} failed for {reference}: {reason}")]
     Registry { registry: String, reference: String, reason: String },
     #[error("pull of {reference} made no progress for {after:?} and was cancelled")]

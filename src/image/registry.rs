@@ -113,8 +113,14 @@ impl Registry {
                 match self.client.has_manifest(&target.host, repo.path(), digest.as_str(), creds.as_ref()).await {
                     Ok(true) => {}
                     Ok(false) => continue,
+                    // Down: expected of a mirror now and then. Anything else
+                    // (credentials, configuration) needs the operator's eye.
+                    Err(e) if e.is_unavailable() => {
+                        tracing::debug!(endpoint = %target.host.url, error = %e, "mirror unavailable; trying the next");
+                        continue;
+                    }
                     Err(e) => {
-                        tracing::debug!(endpoint = %target.host.url, error = %e, "mirror cannot serve the digest");
+                        tracing::warn!(endpoint = %target.host.url, error = %e, "mirror cannot serve the digest; trying the next");
                         continue;
                     }
                 }
@@ -190,6 +196,8 @@ fn classify(err: ResolveError, reference: &ImageReference) -> ImageError {
         ResolveError::Unavailable { reason, .. } => ImageError::RegistryUnavailable { registry, reason },
         ResolveError::Unauthorized { .. } => ImageError::Unauthorized { registry, reference },
         ResolveError::NotFound { .. } => ImageError::NotFound { registry, reference },
+        // An unreadable CA or key, a bad URL: the node's configuration, not the registry.
+        ResolveError::Config { reason, .. } => ImageError::RegistryConfig { registry, reason },
         other => ImageError::Registry { registry, reference, reason: other.to_string() },
     }
 }
@@ -211,6 +219,13 @@ mod tests {
         assert!(r.is_insecure("reg.internal:5000"));
         assert!(!r.is_insecure("docker.io"));
         assert!(!r.is_insecure("reg.internal:5001"));
+    }
+
+    #[test]
+    fn a_broken_endpoint_configuration_is_not_a_registry_failure() {
+        let reference = ImageReference::parse("reg.example/app:v1").unwrap();
+        let e = ResolveError::Config { host: "https://reg.example".into(), reason: "cannot read ca.pem".into() };
+        assert!(matches!(classify(e, &reference), ImageError::RegistryConfig { .. }));
     }
 
     #[test]

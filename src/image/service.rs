@@ -162,9 +162,6 @@ impl ImageService {
 
     async fn pull_once(&self, reference: ImageReference, auth: Option<Credentials>) -> PullResult {
         self.admit(&reference, None)?;
-        if let Some(c) = &auth {
-            registry::check_supported(c)?;
-        }
         let repo = reference.repository();
         let targets = self.targets(repo.registry(), auth).await?;
         let started = Instant::now();
@@ -214,6 +211,10 @@ impl ImageService {
                 Some(c) => Some(c.clone()),
                 None => self.docker_config.lookup(&authority).await?,
             };
+            // Refused rather than dropped: going anonymous would hide why access fails.
+            if let Some(c) = &credentials {
+                registry::check_supported(c)?;
+            }
             targets.push(Endpoint { host, credentials, upstream });
         }
         Ok(targets)
