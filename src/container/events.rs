@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{ContainerService, labels};
+use super::{ContainerService, labels, status_of};
 use crate::cri::api;
 use crate::docker::{ContainerAction, ContainerEvent};
 
@@ -65,21 +65,15 @@ impl ContainerService {
         let sandbox_id = labels::get(&event.labels, labels::SANDBOX_ID);
         let pod_sandbox_status = self.sandboxes.status(&sandbox_id, false).await.ok().and_then(|r| r.status);
         let filter = api::ContainerFilter { pod_sandbox_id: sandbox_id, ..Default::default() };
-        let mut containers_statuses = Vec::new();
-        // An event still goes out when the pod's other containers cannot be
-        // read (e.g. removed meanwhile); the log says why they are missing.
-        let members = self.list(Some(&filter)).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "event without container statuses");
-            Vec::new()
-        });
-        for container in members {
-            match self.status(&container.id, false).await {
-                Ok(status) => containers_statuses.extend(status.status),
-                Err(e) => {
-                    tracing::debug!(container_id = %container.id, error = %e, "container gone before its status was read")
-                }
+        // The index holds every member's full details, current as of this
+        // event: no inspection per member.
+        let containers_statuses = match self.indexed(&filter) {
+            Some(mut members) => {
+                members.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+                members.iter().map(|d| status_of(d)).collect()
             }
-        }
+            None => self.statuses_from_docker(&filter).await,
+        };
         api::ContainerEventResponse {
             container_id: event.id,
             container_event_type: kind as i32,
@@ -87,5 +81,25 @@ impl ContainerService {
             pod_sandbox_status,
             containers_statuses,
         }
+    }
+
+    /// Without the index: list the pod's containers and inspect each.
+    async fn statuses_from_docker(&self, filter: &api::ContainerFilter) -> Vec<api::ContainerStatus> {
+        let mut statuses = Vec::new();
+        // An event still goes out when the pod's other containers cannot be
+        // read (e.g. removed meanwhile); the log says why they are missing.
+        let members = self.list(Some(filter)).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "event without container statuses");
+            Vec::new()
+        });
+        for container in members {
+            match self.status(&container.id, false).await {
+                Ok(status) => statuses.extend(status.status),
+                Err(e) => {
+                    tracing::debug!(container_id = %container.id, error = %e, "container gone before its status was read")
+                }
+            }
+        }
+        statuses
     }
 }

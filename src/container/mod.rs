@@ -156,7 +156,6 @@ impl ContainerService {
 
     pub async fn status(&self, id: &str, verbose: bool) -> Result<api::ContainerStatusResponse, ContainerError> {
         let d = self.get(id).await?;
-        let user = if d.state.running { status::process_user(d.state.pid) } else { None };
         let mut info = std::collections::HashMap::new();
         let canonical = labels::get(&d.labels, labels::CANONICAL_IMAGE_ID);
         // Denied after it started: reported, never stopped behind kubelet's back.
@@ -178,7 +177,7 @@ impl ContainerService {
             });
             info.insert("info".to_string(), detail.to_string());
         }
-        Ok(api::ContainerStatusResponse { status: Some(status::container_status(&d, user)), info })
+        Ok(api::ContainerStatusResponse { status: Some(status_of(&d)), info })
     }
 
     /// Served from the index when it is in step with Docker.
@@ -331,6 +330,12 @@ impl ContainerService {
     async fn get(&self, id: &str) -> Result<ContainerDetails, ContainerError> {
         self.find(id).await?.ok_or_else(|| ContainerError::NotFound(id.to_string()))
     }
+}
+
+/// A container's CRI status from its details.
+fn status_of(d: &ContainerDetails) -> api::ContainerStatus {
+    let user = if d.state.running { status::process_user(d.state.pid) } else { None };
+    status::container_status(d, user)
 }
 
 /// The CRI's rules for stream selection.
