@@ -327,6 +327,7 @@ impl SandboxService {
         };
         let mut sandboxes: Vec<api::PodSandbox> = found
             .into_iter()
+            .filter(|s| filter.is_none_or(|f| matches(s, f)))
             .map(|sandbox| api::PodSandbox {
                 id: sandbox.id,
                 metadata: Some(sandbox.metadata),
@@ -336,7 +337,6 @@ impl SandboxService {
                 annotations: sandbox.annotations,
                 runtime_handler: sandbox.runtime_handler,
             })
-            .filter(|s| filter.is_none_or(|f| matches(s, f)))
             .collect();
         sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(sandboxes)
@@ -350,21 +350,15 @@ impl SandboxService {
         let all = self.index.snapshot(labels::KIND_SANDBOX)?;
         let matching = all.into_iter().filter_map(|d| {
             let sandbox = from_details(&d);
-            let listed = api::PodSandbox {
-                id: sandbox.id.clone(),
-                state: state_of(sandbox.ready) as i32,
-                labels: sandbox.labels.clone(),
-                ..Default::default()
-            };
-            matches(&listed, filter).then_some((sandbox, d))
+            matches(&sandbox, filter).then_some((sandbox, d))
         });
         Some(matching.collect())
     }
 }
 
-fn matches(s: &api::PodSandbox, f: &api::PodSandboxFilter) -> bool {
+fn matches(s: &Sandbox, f: &api::PodSandboxFilter) -> bool {
     (f.id.is_empty() || s.id.starts_with(&f.id))
-        && f.state.as_ref().is_none_or(|v| v.state == s.state)
+        && f.state.as_ref().is_none_or(|v| v.state == state_of(s.ready) as i32)
         && f.label_selector.iter().all(|(k, v)| s.labels.get(k) == Some(v))
 }
 
