@@ -44,6 +44,8 @@ pub enum AuditError {
     Connect { endpoint: String, source: tonic::transport::Error },
     #[error("pinshim answered {0}")]
     Call(#[from] tonic::Status),
+    #[error("cannot encode the report: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// One container's line of the report.
@@ -65,7 +67,7 @@ pub async fn run(args: &AuditArgs) -> Result<(String, bool), AuditError> {
     let flagged = rows.iter().any(|r| r.denied);
     let report = match args.output {
         AuditFormat::Table => table(&rows),
-        AuditFormat::Json => serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n",
+        AuditFormat::Json => serde_json::to_string_pretty(&rows)? + "\n",
     };
     Ok((report, flagged))
 }
