@@ -69,6 +69,40 @@ async fn tty_exec_over_spdy_sees_resize() {
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
 
+/// client-go closes its stdin as soon as the server half-closes the stdin
+/// stream, and Docker ends a TTY session when its stdin closes: the server
+/// must keep that stream open until the command is done.
+#[tokio::test]
+async fn tty_exec_over_spdy_keeps_stdin_open() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let (pod, image, id) = pods::running_container(&shim, "spdy-tty-in").await;
+
+    let url = pods::exec_url(rt, &id, &["sh", "-c", "read line; echo got:$line; exit 5"], true, true).await;
+    let mut client = SpdyClient::connect(&url, &[V4]).await.expect("upgrade");
+    let error = client.open(&[("streamType", "error")]).await;
+    let stdin = client.open(&[("streamType", "stdin")]).await;
+    let stdout = client.open(&[("streamType", "stdout")]).await;
+    client.open(&[("streamType", "resize")]).await;
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        loop {
+            match client.next().await {
+                Some(Frame::Data { stream_id, fin: true, .. }) => return stream_id,
+                Some(_) => {}
+                None => return 0,
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "a stream ended before any input was sent: {quiet:?}");
+    client.send(stdin, b"typed\r", false).await;
+    let data = tokio::time::timeout(pods::WAIT, client.collect(error)).await.expect("ends");
+    assert!(String::from_utf8_lossy(&data[&stdout]).contains("got:typed"), "{data:?}");
+    assert_eq!(exit_code(&data[&error]), 5);
+
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}
+
 #[tokio::test]
 async fn attach_over_spdy() {
     let shim = Shim::start().await;

@@ -29,6 +29,9 @@ struct Transcript {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     status: Option<serde_json::Value>,
+    /// The code of the server's Close frame; client-go fails a session
+    /// closed without one.
+    close_code: Option<u16>,
 }
 
 async fn drain(ws: &mut Ws) -> Transcript {
@@ -41,6 +44,9 @@ async fn drain(ws: &mut Ws) -> Transcript {
             () = &mut deadline => panic!("remote command did not end: {t:?}"),
         };
         let Some(Ok(message)) = message else { break };
+        if let Message::Close(frame) = &message {
+            t.close_code = frame.as_ref().map(|f| u16::from(f.code));
+        }
         let Message::Binary(data) = message else { continue };
         let Some((channel, data)) = data.split_first() else { continue };
         match channel {
@@ -68,6 +74,7 @@ async fn exec_output_stdin_and_exit_codes() {
 
     let url = pods::exec_url(rt, &id, &["sh", "-c", "echo hello; echo oops >&2"], false, false).await;
     let t = drain(&mut connect(&url, V5).await.expect("connect")).await;
+    assert_eq!(t.close_code, Some(1000), "normal closure");
     assert_eq!((t.stdout.as_slice(), t.stderr.as_slice()), (&b"hello\n"[..], &b"oops\n"[..]));
     assert_eq!(exit_code(&t.status.expect("status")), 0);
 

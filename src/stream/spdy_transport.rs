@@ -102,14 +102,22 @@ pub async fn serve_remote_command(
     let (stdout_tx, stdout_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let (stderr_tx, stderr_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let mut pumps = Vec::new();
+    // Our write halves of the client's input streams stay open for the whole
+    // session: client-go closes its stdin as soon as it reads our FIN there,
+    // which Docker turns into the end of a TTY session.
+    let mut held = Vec::new();
     let stdin = streams.stdin.take().map(|s| {
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-        pumps.push(tokio::spawn(pump_in(s.into_split().0, tx)));
+        let (reader, writer) = s.into_split();
+        held.push(writer);
+        pumps.push(tokio::spawn(pump_in(reader, tx)));
         rx
     });
     let resize = streams.resize.take().map(|s| {
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-        pumps.push(tokio::spawn(pump_resize(s.into_split().0, tx)));
+        let (reader, writer) = s.into_split();
+        held.push(writer);
+        pumps.push(tokio::spawn(pump_resize(reader, tx)));
         rx
     });
     let outputs = [(streams.stdout.take(), stdout_rx), (streams.stderr.take(), stderr_rx)];
@@ -138,6 +146,9 @@ pub async fn serve_remote_command(
     }
     for pump in pumps {
         pump.abort();
+    }
+    for writer in held {
+        let _ = writer.close().await;
     }
     session.close().await;
 }

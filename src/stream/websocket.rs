@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -145,10 +147,19 @@ pub async fn serve_remote_command(ws: Socket, protocol: Protocol, request: Strea
     if protocol.version >= 4 || !status.is_empty() {
         let _ = sink.send(encode(protocol, ERROR, &status)).await;
     }
-    let _ = sink.close().await;
+    close_normally(&mut sink).await;
     if let Outcome::Failed(why) = outcome {
         tracing::debug!(reason = %why, "remote command ended with a failure");
     }
+}
+
+/// Ends the session with a Close frame carrying 1000 (normal closure):
+/// client-go treats a close without a status code (1005) as a failed
+/// stream, discarding the output it buffered and the exit status.
+async fn close_normally(sink: &mut futures::stream::SplitSink<Socket, Message>) {
+    let frame = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+    let _ = sink.close().await;
 }
 
 /// Serves a port forward over an upgraded WebSocket: for the i-th port,
@@ -191,7 +202,7 @@ pub async fn serve_port_forward(ws: Socket, protocol: Protocol, pid: i64, ports:
                 break;
             }
         }
-        let _ = sink.close().await;
+        close_normally(&mut sink).await;
     });
     while let Some(Ok(message)) = source.next().await {
         if message.is_close() {
