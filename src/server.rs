@@ -16,6 +16,7 @@ use crate::config::{Config, NetworkPlugin};
 use crate::container::ContainerService;
 use crate::cri::api::image_service_server::ImageServiceServer;
 use crate::cri::api::runtime_service_server::RuntimeServiceServer;
+use crate::cri::deadline::DeadlineLayer;
 use crate::cri::{ImageApi, RuntimeApi};
 use crate::docker::{Docker, DockerError};
 use crate::host::HostLimits;
@@ -161,6 +162,7 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
 
     let server = tonic::transport::Server::builder()
         .layer(RpcMetricsLayer)
+        .layer(DeadlineLayer)
         .add_service(runtime_service)
         .add_service(image_service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop.clone().cancelled_owned());

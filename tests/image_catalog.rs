@@ -5,7 +5,7 @@ mod common;
 use common::registry::push_variant;
 use common::{Shim, env, unique};
 use oci_client::secrets::RegistryAuth;
-use pinshim::cri::api::{ImageFilter, ImageFsInfoRequest, ListImagesRequest};
+use pinshim::cri::api::{ImageFilter, ImageFsInfoRequest, ListImagesRequest, RemoveImageRequest};
 
 async fn fresh(tag: &str) -> (String, String) {
     let reference = format!("{}/pinshim-test/{}:{tag}", env("PINSHIM_TEST_REGISTRY"), unique("catalog"));
@@ -55,6 +55,24 @@ async fn remove_takes_every_name_and_is_idempotent() {
     assert!(shim.status(&second_tag).await.is_none());
     shim.remove(&reference).await;
     shim.remove(&id).await;
+}
+
+/// Removals racing each other all succeed: whichever loses finds the image
+/// already gone, however Docker reports that mid-deletion.
+#[tokio::test]
+async fn concurrent_removals_all_succeed() {
+    let mut shim = Shim::start().await;
+    let (reference, id) = fresh("race").await;
+    shim.pull(&reference).await.expect("pull");
+    let removals = (0..8).map(|i| {
+        let mut images = shim.images.clone();
+        let image = if i % 2 == 0 { reference.clone() } else { id.clone() };
+        async move { images.remove_image(RemoveImageRequest { image: Some(common::spec(&image)) }).await }
+    });
+    for result in futures::future::join_all(removals).await {
+        result.expect("every concurrent removal succeeds");
+    }
+    assert!(shim.status(&id).await.is_none(), "image gone");
 }
 
 #[tokio::test]

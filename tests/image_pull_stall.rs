@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{Shim, ShimOptions, env, unique};
 use oci_client::secrets::RegistryAuth;
+use pinshim::cri::api::image_service_client::ImageServiceClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
@@ -97,4 +98,51 @@ async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, diges
             }
         }
     }
+}
+
+/// The caller's own deadline ends the call with DeadlineExceeded (not
+/// Cancelled), even while the registry still holds the resolution open.
+#[tokio::test]
+async fn pull_past_the_callers_deadline_is_deadline_exceeded() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Accepts and never answers.
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let mut shim = Shim::start().await;
+    let reference = format!("127.0.0.1:{port}/pinshim-test/{}:v1", unique("deadline"));
+    let mut request = tonic::Request::new(pinshim::cri::api::PullImageRequest {
+        image: Some(common::spec(&reference)),
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_millis(700));
+    let started = Instant::now();
+    let err = patient_client(&shim).await.pull_image(request).await.expect_err("the registry never answers");
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "ended at the deadline: {:?}", started.elapsed());
+    assert!(shim.status(&reference).await.is_none(), "nothing pulled");
+    server.abort();
+}
+
+type RawService =
+    tower::util::BoxCloneService<http::Request<tonic::body::Body>, http::Response<hyper::body::Incoming>, hyper::Error>;
+
+/// An image client that sends `grpc-timeout` but does not enforce it
+/// itself, as tonic's channel would: the code is the server's.
+async fn patient_client(shim: &Shim) -> ImageServiceClient<RawService> {
+    let conn = tokio::net::UnixStream::connect(shim.socket()).await.expect("connect");
+    let (send, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(conn))
+            .await
+            .expect("http/2 handshake");
+    tokio::spawn(connection);
+    let service = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+        let mut send = send.clone();
+        async move { send.send_request(request).await }
+    });
+    ImageServiceClient::with_origin(RawService::new(service), http::Uri::from_static("http://localhost"))
 }

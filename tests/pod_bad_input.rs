@@ -106,6 +106,25 @@ async fn create_container_without_metadata_is_invalid_argument() {
 }
 
 #[tokio::test]
+async fn run_as_group_without_a_user_is_invalid_argument() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "groupnouser").await;
+    let pod = pods::run_pod(rt, "groupnouser").await;
+
+    let (mut config, token) = traced_config(&pod, "groupnouser", &image);
+    let linux = config.linux.get_or_insert_with(Default::default);
+    let security = linux.security_context.get_or_insert_with(Default::default);
+    security.run_as_group = Some(api::Int64Value { value: 1000 });
+    let err = create_raw(rt, pods::create_request(&pod, config)).await.expect_err("group without user");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("run_as_group"), "names the field: {err}");
+    assert_nothing_created(rt, &pod, &[&token]).await;
+
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}
+
+#[tokio::test]
 async fn same_container_name_and_attempt_twice_is_already_exists() {
     let shim = Shim::start().await;
     let rt = &shim.runtime;

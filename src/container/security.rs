@@ -4,14 +4,15 @@ use crate::cri::api::SecurityProfile;
 use crate::cri::api::security_profile::ProfileType;
 
 /// The `seccomp=…` option for a profile; `None` keeps Docker's default
-/// profile. A localhost profile is read from disk and passed inline, as
-/// Docker's API wants its JSON.
+/// profile. No profile at all is unconfined, as the CRI defines it (kubelet
+/// asks for RuntimeDefault explicitly). A localhost profile is read from
+/// disk and passed inline, as Docker's API wants its JSON.
 pub fn seccomp_option(profile: Option<&SecurityProfile>, legacy_path: &str) -> Result<Option<String>, String> {
     let (kind, reference) = match profile {
         Some(p) => (p.profile_type(), p.localhost_ref.as_str()),
         None => match legacy_path {
-            "" | "runtime/default" | "docker/default" => return Ok(None),
-            "unconfined" => (ProfileType::Unconfined, ""),
+            "runtime/default" | "docker/default" => return Ok(None),
+            "" | "unconfined" => (ProfileType::Unconfined, ""),
             other => match other.strip_prefix("localhost/") {
                 Some(path) => (ProfileType::Localhost, path),
                 None => return Err(format!("unsupported seccomp profile path {other:?}")),
@@ -55,7 +56,8 @@ mod tests {
 
     #[test]
     fn seccomp_profiles() {
-        assert_eq!(seccomp_option(None, ""), Ok(None));
+        assert_eq!(seccomp_option(None, ""), Ok(Some("seccomp=unconfined".into())));
+        assert_eq!(seccomp_option(None, "runtime/default"), Ok(None));
         assert_eq!(
             seccomp_option(Some(&profile(ProfileType::Unconfined, "")), ""),
             Ok(Some("seccomp=unconfined".into()))

@@ -78,7 +78,7 @@ pub fn create_spec(
         // Docker's API carries environment values as strings.
         env: config.envs.iter().map(|kv| format!("{}={}", kv.key, String::from_utf8_lossy(&kv.value))).collect(),
         working_dir: (!config.working_dir.is_empty()).then(|| config.working_dir.clone()),
-        user: user(&security),
+        user: user(&security)?,
         tty: config.tty,
         open_stdin: config.stdin,
         stdin_once: config.stdin_once,
@@ -137,17 +137,24 @@ pub fn log_path(directory: &str, relative: &str) -> String {
     std::path::Path::new(directory).join(relative).display().to_string()
 }
 
-fn user(security: &api::LinuxContainerSecurityContext) -> Option<String> {
+/// Docker's `User`: `uid` or `name`, with `:gid` when a group is set.
+/// A group without a user is refused, as the CRI requires: Docker cannot
+/// pair the image's own user with another group.
+fn user(security: &api::LinuxContainerSecurityContext) -> Result<Option<String>, ContainerError> {
     let name = match (&security.run_as_user, security.run_as_username.as_str()) {
         (Some(uid), _) => uid.value.to_string(),
-        // Docker cannot pair the image's own user with another group.
-        (None, "") => return None,
+        (None, "") if security.run_as_group.is_some() => {
+            return Err(ContainerError::InvalidConfig(
+                "run_as_group is set without run_as_user or run_as_username".to_string(),
+            ));
+        }
+        (None, "") => return Ok(None),
         (None, name) => name.to_string(),
     };
-    Some(match &security.run_as_group {
+    Ok(Some(match &security.run_as_group {
         Some(gid) => format!("{name}:{}", gid.value),
         None => name,
-    })
+    }))
 }
 
 fn stop_signal(signal: api::Signal) -> Option<String> {
@@ -217,14 +224,16 @@ mod tests {
     #[test]
     fn users() {
         let mut s = api::LinuxContainerSecurityContext::default();
-        assert_eq!(user(&s), None);
+        assert_eq!(user(&s).unwrap(), None);
         s.run_as_user = Some(api::Int64Value { value: 1000 });
-        assert_eq!(user(&s).as_deref(), Some("1000"));
+        assert_eq!(user(&s).unwrap().as_deref(), Some("1000"));
         s.run_as_group = Some(api::Int64Value { value: 2000 });
-        assert_eq!(user(&s).as_deref(), Some("1000:2000"));
+        assert_eq!(user(&s).unwrap().as_deref(), Some("1000:2000"));
         s.run_as_user = None;
         s.run_as_username = "nobody".into();
-        assert_eq!(user(&s).as_deref(), Some("nobody:2000"));
+        assert_eq!(user(&s).unwrap().as_deref(), Some("nobody:2000"));
+        s.run_as_username.clear();
+        assert!(matches!(user(&s), Err(ContainerError::InvalidConfig(m)) if m.contains("run_as_group")));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod convert;
+pub mod deadline;
 mod image;
 mod runtime;
 mod status;

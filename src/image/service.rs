@@ -388,12 +388,24 @@ impl ImageService {
     pub async fn remove(&self, spec: &str) -> Result<(), ImageError> {
         let Some((image, _)) = self.find(spec).await? else { return Ok(()) };
         for name in image.repo_tags.iter().chain(&image.repo_digests) {
-            ignore_missing(self.docker.remove_image(name).await)?;
+            self.remove_name(name, &image.id).await?;
         }
-        ignore_missing(self.docker.remove_image(&image.id).await)?;
+        self.remove_name(&image.id, &image.id).await?;
         self.records.forget_image(&image.id).await?;
         self.users.lock().await.remove(&image.id);
         Ok(())
+    }
+
+    /// Removes `name` (a tag, digest or the ID of image `id`). A concurrent
+    /// removal makes Docker fail in several ways (404, or a 500 "unrecognized
+    /// image ID" mid-deletion): whenever `name` no longer names `id`
+    /// afterwards, the removal has happened and succeeds.
+    async fn remove_name(&self, name: &str, id: &str) -> Result<(), ImageError> {
+        let Err(err) = ignore_missing(self.docker.remove_image(name).await) else { return Ok(()) };
+        match self.docker.inspect_image(name).await? {
+            Some(still) if still.id == id => Err(err.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Bytes and inodes used by Docker's image store.

@@ -50,6 +50,9 @@ pub fn create_spec(
     security_opt.extend(seccomp.map_err(SandboxError::InvalidConfig)?);
     security_opt.extend(apparmor_option(security.apparmor.as_ref(), ""));
 
+    if security.run_as_user.is_none() && security.run_as_group.is_some() {
+        return Err(SandboxError::InvalidConfig("run_as_group is set without run_as_user".to_string()));
+    }
     let user = security.run_as_user.as_ref().map(|u| match &security.run_as_group {
         Some(g) => format!("{}:{}", u.value, g.value),
         None => u.value.to_string(),
