@@ -121,6 +121,37 @@ async fn logs_are_written_in_cri_format_at_the_log_path() {
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
 
+/// kubelet opens the file as soon as StartContainer returns and reads it as
+/// soon as the container is reported exited, as the CRI validation suite
+/// does: both must hold every time, not just usually. Twelve short-lived
+/// containers side by side make a lagging copy likely to show.
+#[tokio::test]
+async fn log_file_exists_at_start_and_is_complete_at_exit() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "lograce").await;
+    let pod = pods::run_pod(rt, "lograce").await;
+    let runs = (0..12).map(|i| {
+        let (pod, image) = (&pod, &image);
+        async move {
+            let script = format!("echo out-{i}; echo err-{i} >&2");
+            let config = container_config(pod, &format!("quick-{i}"), image, &["sh", "-c", &script]);
+            let path = log_file(pod, &config);
+            let id = pods::create_and_start(rt, pod, config).await;
+            assert!(path.exists(), "{} exists when StartContainer returns", path.display());
+            pods::wait_for_state(rt, &id, ContainerState::ContainerExited).await;
+            let texts: Vec<String> = read_log(&path).into_iter().map(|l| l.text).collect();
+            assert!(
+                texts.contains(&format!("out-{i}")) && texts.contains(&format!("err-{i}")),
+                "complete at exit: {texts:?}"
+            );
+        }
+    });
+    futures::future::join_all(runs).await;
+
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}
+
 #[tokio::test]
 async fn reopen_container_log_starts_a_new_file_after_rotation() {
     let shim = Shim::start().await;

@@ -62,6 +62,10 @@ impl ContainerService {
         // The index may not have seen this event yet: bring it up to date
         // first, so a list made on receipt of the event already shows it.
         self.index.refresh(&event.id).await;
+        if kind == api::ContainerEventType::ContainerStoppedEvent {
+            // Whoever reacts to the exit reads the log file next.
+            self.logs.drained(&[&event.id], super::logs::DRAIN_WAIT).await;
+        }
         let sandbox_id = labels::get(&event.labels, labels::SANDBOX_ID);
         let pod_sandbox_status = self.sandboxes.status(&sandbox_id, false).await.ok().and_then(|r| r.status);
         let filter = api::ContainerFilter { pod_sandbox_id: sandbox_id, ..Default::default() };

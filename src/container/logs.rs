@@ -2,13 +2,19 @@
 //! reopens the file on ReopenContainerLog. One task per container; the
 //! newest timestamp written is what lets a restarted pinshim catch up
 //! without losing or repeating a line.
+//!
+//! kubelet opens the file as soon as StartContainer returns and reads it as
+//! soon as the container has exited, so the file is opened before the
+//! container starts, and anything reporting an exit first waits (briefly)
+//! for the copy to reach the end of the container's output.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::cri_log::CriLogFile;
 use crate::docker::Docker;
@@ -19,10 +25,28 @@ type ReopenReply = oneshot::Sender<std::io::Result<()>>;
 /// for when the new file is still empty at a restart.
 const POSITION_SUFFIX: &str = ".pos";
 
+/// How long an exit report waits for the copy to catch up. Docker ends the
+/// log stream right after the container's last output; past this the
+/// report goes out anyway rather than stall kubelet on a wedged copy.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// The copy task of one container.
+struct Follower {
+    reopen: mpsc::Sender<ReopenReply>,
+    /// Dropped by the task when it ends.
+    running: watch::Receiver<()>,
+}
+
 pub struct LogManager {
     docker: Docker,
     positions: PathBuf,
-    followers: Mutex<HashMap<String, mpsc::Sender<ReopenReply>>>,
+    followers: Mutex<HashMap<String, Follower>>,
+}
+
+/// A container's log file, opened ahead of its start.
+pub struct OpenedLog {
+    path: PathBuf,
+    file: CriLogFile,
 }
 
 impl LogManager {
@@ -30,30 +54,75 @@ impl LogManager {
         Arc::new(LogManager { docker, positions, followers: Mutex::default() })
     }
 
-    /// Starts copying container `id`'s output to `path`, unless that already runs.
-    pub fn follow(self: &Arc<Self>, id: &str, path: PathBuf) {
-        let (tx, rx) = mpsc::channel(1);
+    /// Opens (creating) container `id`'s log file at `path`, resuming after
+    /// what it already holds.
+    pub async fn open(&self, id: &str, path: PathBuf) -> std::io::Result<OpenedLog> {
+        let position_file = self.positions.join(format!("{id}{POSITION_SUFFIX}"));
+        let known = tokio::fs::read_to_string(&position_file).await.ok().and_then(|s| s.trim().parse().ok());
+        let file = CriLogFile::open(&path, known.unwrap_or(0)).await?;
+        Ok(OpenedLog { path, file })
+    }
+
+    /// Opens the log file and starts copying into it, unless a copy runs.
+    pub async fn follow(self: &Arc<Self>, id: &str, path: PathBuf) -> std::io::Result<()> {
+        if self.is_following(id) {
+            return Ok(());
+        }
+        let log = self.open(id, path).await?;
+        self.follow_opened(id, log);
+        Ok(())
+    }
+
+    /// Starts copying container `id`'s output into `log`, unless a copy runs.
+    pub fn follow_opened(self: &Arc<Self>, id: &str, log: OpenedLog) {
+        let (reopen, reopen_rx) = mpsc::channel(1);
+        let (alive, running) = watch::channel(());
         {
             let mut followers = self.lock();
-            if followers.get(id).is_some_and(|f| !f.is_closed()) {
+            if followers.get(id).is_some_and(|f| !f.reopen.is_closed()) {
                 return;
             }
-            followers.insert(id.to_string(), tx);
+            followers.insert(id.to_string(), Follower { reopen, running });
         }
         let this = self.clone();
         let id = id.to_string();
         tokio::spawn(async move {
-            if let Err(e) = this.copy(&id, path, rx).await {
-                tracing::warn!(container_id = %id, error = %e, "log copy stopped");
+            let path = log.path.clone();
+            if let Err(e) = this.copy(&id, log, reopen_rx).await {
+                tracing::warn!(container_id = %id, path = %path.display(), error = %e, "log copy stopped");
             }
-            this.lock().retain(|k, tx| k != &id || !tx.is_closed());
+            this.lock().retain(|k, f| k != &id || !f.reopen.is_closed());
+            drop(alive);
         });
+    }
+
+    fn is_following(&self, id: &str) -> bool {
+        self.lock().get(id).is_some_and(|f| !f.reopen.is_closed())
+    }
+
+    /// Waits, at most `limit`, until no copy runs for any of `ids`: for
+    /// exited containers, until their whole output is in their files.
+    pub async fn drained(&self, ids: &[&str], limit: Duration) {
+        let mut waits: Vec<watch::Receiver<()>> = {
+            let followers = self.lock();
+            ids.iter().filter_map(|id| followers.get(*id).map(|f| f.running.clone())).collect()
+        };
+        if waits.is_empty() {
+            return;
+        }
+        let all = futures::future::join_all(waits.iter_mut().map(|rx| async move {
+            // Only ever changes by closing: the task ended.
+            while rx.changed().await.is_ok() {}
+        }));
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!(containers = ?ids, "log copy still behind the container's exit; reporting the exit anyway");
+        }
     }
 
     /// Makes the follower of `id` reopen its file. `false` when no
     /// follower runs (the container is not running).
     pub async fn reopen(&self, id: &str) -> Result<bool, std::io::Error> {
-        let Some(tx) = self.lock().get(id).cloned() else { return Ok(false) };
+        let Some(tx) = self.lock().get(id).map(|f| f.reopen.clone()) else { return Ok(false) };
         let (reply, answer) = oneshot::channel();
         if tx.send(reply).await.is_err() {
             return Ok(false);
@@ -61,10 +130,9 @@ impl LogManager {
         answer.await.map_or(Ok(false), |r| r.map(|()| true))
     }
 
-    async fn copy(&self, id: &str, path: PathBuf, mut reopen: mpsc::Receiver<ReopenReply>) -> std::io::Result<()> {
+    async fn copy(&self, id: &str, opened: OpenedLog, mut reopen: mpsc::Receiver<ReopenReply>) -> std::io::Result<()> {
         let position_file = self.positions.join(format!("{id}{POSITION_SUFFIX}"));
-        let known = tokio::fs::read_to_string(&position_file).await.ok().and_then(|s| s.trim().parse().ok());
-        let mut log = CriLogFile::open(&path, known.unwrap_or(0)).await?;
+        let OpenedLog { path, file: mut log } = opened;
         let since_secs = log.last_nanos / 1_000_000_000;
         let mut entries = self.docker.follow_logs(id, since_secs).await.map_err(std::io::Error::other)?;
         tracing::debug!(container_id = %id, path = %path.display(), since_secs, "copying container output");
@@ -97,7 +165,7 @@ impl LogManager {
         let _ = tokio::fs::remove_file(self.positions.join(format!("{id}{POSITION_SUFFIX}"))).await;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<ReopenReply>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Follower>> {
         // Entries are inserted and removed whole; a panic elsewhere leaves the map usable.
         self.followers.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -113,15 +113,17 @@ impl ContainerService {
     pub async fn start(&self, id: &str) -> Result<(), ContainerError> {
         let details = self.get(id).await?;
         let log_path = labels::get(&details.labels, labels::LOG_PATH);
-        if !log_path.is_empty() {
-            // The file exists before the first line, so kubelet can open it at once.
-            let path = PathBuf::from(&log_path);
-            if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir)
+        // The file exists before the container starts, so kubelet can open
+        // it as soon as this returns.
+        let log = match log_path.as_str() {
+            "" => None,
+            path => Some(
+                self.logs
+                    .open(&details.id, PathBuf::from(path))
                     .await
-                    .map_err(|source| ContainerError::Log { path: log_path.clone(), source })?;
-            }
-        }
+                    .map_err(|source| ContainerError::Log { path: log_path.clone(), source })?,
+            ),
+        };
         let started = self.docker.start_container(&details.id).await;
         // A failed start still changes what Docker reports (its error).
         self.index.refresh(&details.id).await;
@@ -129,8 +131,8 @@ impl ContainerService {
             Ok(()) | Err(DockerError::NotModified) => {}
             Err(e) => return Err(e.into()),
         }
-        if !log_path.is_empty() {
-            self.logs.follow(&details.id, PathBuf::from(log_path));
+        if let Some(log) = log {
+            self.logs.follow_opened(&details.id, log);
         }
         Ok(())
     }
@@ -156,6 +158,9 @@ impl ContainerService {
 
     pub async fn status(&self, id: &str, verbose: bool) -> Result<api::ContainerStatusResponse, ContainerError> {
         let d = self.get(id).await?;
+        if !d.state.running {
+            self.logs.drained(&[&d.id], logs::DRAIN_WAIT).await;
+        }
         let mut info = std::collections::HashMap::new();
         let canonical = labels::get(&d.labels, labels::CANONICAL_IMAGE_ID);
         // Denied after it started: reported, never stopped behind kubelet's back.
@@ -197,6 +202,12 @@ impl ContainerService {
                 .filter(|c| filter.is_none_or(|f| status::matches(c, f)))
                 .collect(),
         };
+        let exited: Vec<&str> = containers
+            .iter()
+            .filter(|c| c.state() == api::ContainerState::ContainerExited)
+            .map(|c| c.id.as_str())
+            .collect();
+        self.logs.drained(&exited, logs::DRAIN_WAIT).await;
         containers.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(containers)
     }
@@ -233,7 +244,10 @@ impl ContainerService {
             .map_err(|source| ContainerError::Log { path: log_path.clone(), source })?;
         if !reopened && !log_path.is_empty() {
             // No copier runs (e.g. it ended with a Docker hiccup): start one on the new file.
-            self.logs.follow(&details.id, PathBuf::from(log_path));
+            self.logs
+                .follow(&details.id, PathBuf::from(&log_path))
+                .await
+                .map_err(|source| ContainerError::Log { path: log_path.clone(), source })?;
         }
         Ok(())
     }
@@ -312,8 +326,11 @@ impl ContainerService {
                 continue;
             }
             let log_path = labels::get(&c.labels, labels::LOG_PATH);
-            if !log_path.is_empty() && c.status != "created" {
-                self.logs.follow(&c.id, PathBuf::from(log_path));
+            if !log_path.is_empty()
+                && c.status != "created"
+                && let Err(e) = self.logs.follow(&c.id, PathBuf::from(&log_path)).await
+            {
+                tracing::warn!(container_id = %c.id, path = %log_path, error = %e, "cannot resume copying container output");
             }
         }
         Ok(())
