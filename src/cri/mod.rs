@@ -2,6 +2,7 @@
 //! this module knows the generated protobuf types.
 
 pub mod api;
+pub mod authority;
 mod convert;
 pub mod deadline;
 mod image;
