@@ -13,5 +13,9 @@ cd "${PINSHIM_ROOT}"
 cargo build --release
 # The socket directory is under /run, which is a tmpfs: recreate it each boot.
 mkdir -p /run/pinshim
+# Offline, the built-in default (registry.k8s.io/pause) cannot be pulled: use
+# the pause image built into the local registry, unless one is configured
+# (a --pod-infra-container-image argument still overrides this).
+export PINSHIM_POD_INFRA_CONTAINER_IMAGE="${PINSHIM_POD_INFRA_CONTAINER_IMAGE:-${PINSHIM_IMG_PAUSE}}"
 exec "${PINSHIM_ROOT}/target/release/pinshim" \
   --container-runtime-endpoint unix:///run/pinshim/pinshim.sock "$@"

@@ -182,13 +182,15 @@ async fn mirrors_stand_in_for_an_unreachable_upstream() {
     // A container from it reports the upstream digest as its CanonicalImageID.
     let rt = &shim.runtime;
     let pod = pods::run_pod(rt, "mirrored").await;
-    let mut config = pods::container_config(&pod, "app", &pods::fresh_image(&shim.images, "mirror-other").await, IDLE);
+    // Any image gives the config its shape; the mirrored one replaces it.
+    let shape = pods::fresh_image(&shim.images, "mirror-other").await;
+    let mut config = pods::container_config(&pod, "app", &shape, IDLE);
     config.image =
         Some(api::ImageSpec { image: id.clone(), user_specified_image: reference.clone(), ..Default::default() });
     let container = pods::create(rt, &pod, config).await;
     assert_eq!(pods::status(rt, &container).await.canonical_image_id, canonical);
 
-    pods::cleanup(rt, &shim.images, &[&pod], &[&id]).await;
+    pods::cleanup(rt, &shim.images, &[&pod], &[&id, &shape.id]).await;
 }
 
 /// A registry process of this test's own over the plain registry's storage:
