@@ -93,6 +93,9 @@ async fn multi_arch_tag_records_the_index_digest() {
 
     let arch = common::docker().inspect_image(&id).await.expect("inspect").architecture.unwrap_or_default();
     assert_eq!(arch, docker_arch(), "Docker holds the image for this platform");
+    // By name only: the ID is the shared busybox image's.
+    common::docker_rmi(&reference).await;
+    common::docker_rmi(&format!("{repo}@{index_digest}")).await;
 }
 
 fn docker_arch() -> &'static str {

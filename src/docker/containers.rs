@@ -1,6 +1,7 @@
 //! Container calls: create, start, stop, remove, inspect, list, update.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, ContainerUpdateBody, DeviceMapping, HostConfig, PortBinding, RestartPolicy,
@@ -13,6 +14,9 @@ use bollard::query_parameters::{
 
 use super::{Docker, DockerError, timed};
 use crate::time::parse_rfc3339_nanos;
+
+/// How long a removal waits for a concurrent removal of the same container.
+const CONCURRENT_REMOVAL_WAIT: Duration = Duration::from_secs(30);
 
 /// What pinshim asks Docker to create. Only the fields pinshim sets.
 #[derive(Debug, Clone, Default)]
@@ -161,11 +165,32 @@ impl Docker {
         }
     }
 
-    /// Removes a container and its anonymous volumes, running or not.
+    /// Removes a container and its anonymous volumes, running or not. When
+    /// another caller's removal of it is under way (Docker answers 409), waits
+    /// for that one to finish: kubelet retries and garbage-collects
+    /// concurrently, and each of them must see its removal succeed.
     pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
         let client = self.client().await?;
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        timed("container_remove", client.remove_container(id, Some(options))).await.map_err(|e| self.error(e))
+        let removed = timed("container_remove", client.remove_container(id, Some(options))).await;
+        match removed.map_err(|e| self.error(e)) {
+            Err(DockerError::Conflict(message)) if message.contains("already in progress") => {
+                self.wait_removed(id, DockerError::Conflict(message)).await
+            }
+            other => other,
+        }
+    }
+
+    /// Polls until container `id` is gone; `pending` if it outlasts the wait.
+    async fn wait_removed(&self, id: &str, pending: DockerError) -> Result<(), DockerError> {
+        let deadline = tokio::time::Instant::now() + CONCURRENT_REMOVAL_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if self.inspect_container(id).await?.is_none() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(pending)
     }
 
     pub async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>, DockerError> {
