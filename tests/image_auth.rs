@@ -82,3 +82,24 @@ async fn credentials_from_docker_config_json_work() {
     assert!(!shim.logs().contains(&env("PINSHIM_TEST_AUTH_PASSWORD")));
     shim.remove(&reference).await;
 }
+
+/// A pull by digest of an image Docker already holds still asks the
+/// registry: without the right credentials it is refused, as by tag, so a
+/// pod without the pull secret cannot use what another pod pulled.
+#[tokio::test]
+async fn held_digest_is_refused_without_the_right_credentials() {
+    let mut shim = Shim::start().await;
+    let (reference, image_id) = fresh_private_image().await;
+    let good = auth(&env("PINSHIM_TEST_AUTH_USER"), &env("PINSHIM_TEST_AUTH_PASSWORD"));
+    assert_eq!(shim.pull_with(&reference, Some(good.clone())).await.expect("pull by tag"), image_id);
+    let (held, _) = shim.status_verbose(&reference).await;
+    let by_digest = held.expect("held").repo_digests.first().cloned().expect("a registry digest");
+
+    let err = shim.pull_with(&by_digest, Some(auth("pinshim", "wrong"))).await.expect_err("wrong password");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+    let err = shim.pull(&by_digest).await.expect_err("no credentials");
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+    assert_eq!(shim.pull_with(&by_digest, Some(good)).await.expect("right credentials"), image_id);
+
+    shim.remove(&reference).await;
+}

@@ -146,3 +146,30 @@ async fn patient_client(shim: &Shim) -> ImageServiceClient<RawService> {
     });
     ImageServiceClient::with_origin(RawService::new(service), http::Uri::from_static("http://localhost"))
 }
+
+/// A pull by digest from a registry that answers 500 is Unavailable, like
+/// one that cannot be reached, and pulls nothing.
+#[tokio::test]
+async fn pull_by_digest_from_a_failing_registry_is_unavailable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf).await {
+                    let answer = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n";
+                    if n == 0 || conn.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut shim = Shim::start().await;
+    let reference = format!("127.0.0.1:{port}/pinshim-test/{}@{}", unique("five-hundred"), real_digest().await);
+    let err = shim.pull(&reference).await.expect_err("the registry fails");
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(shim.status(&reference).await.is_none(), "nothing pulled");
+    server.abort();
+}

@@ -71,7 +71,7 @@ impl Registry {
         let repo = reference.repository();
         let Some(tag) = reference.tag() else {
             let digest = reference.digest().cloned().ok_or_else(|| unreachable_target(reference))?;
-            return Ok(Resolution { digest, host: repo.registry().to_string() });
+            return self.confirm_digest(reference, digest, targets).await;
         };
         let mut down = Vec::new();
         for target in targets.iter().filter(|t| t.host.capabilities.resolve) {
@@ -95,6 +95,42 @@ impl Registry {
         Err(ImageError::RegistryUnavailable {
             registry: repo.registry().to_string(),
             reason: if down.is_empty() { "no endpoint may resolve tags".to_string() } else { down.join("; ") },
+        })
+    }
+
+    /// A digest needs no resolving, but the registry is still asked whether
+    /// it serves it to these credentials: Docker answers a pull of a digest
+    /// it holds from its store without asking anyone, which would hand a
+    /// private image to any pod that names it (kubelet's "ensure secret
+    /// pulled images" relies on the runtime refusing). Mirrors that lack the
+    /// digest or refuse the credentials give way to the next endpoint.
+    async fn confirm_digest(
+        &self,
+        reference: &ImageReference,
+        digest: Digest,
+        targets: &[Endpoint],
+    ) -> Result<Resolution, ImageError> {
+        let repo = reference.repository();
+        let mut down = Vec::new();
+        for target in targets.iter().filter(|t| t.host.capabilities.pull) {
+            let creds = target.credentials.as_ref().and_then(wire_credentials);
+            match self.client.has_manifest(&target.host, repo.path(), digest.as_str(), creds.as_ref()).await {
+                Ok(true) => return Ok(Resolution { digest, host: target.host.url.clone() }),
+                Ok(false) if !target.upstream => continue,
+                Ok(false) => {
+                    let registry = repo.registry().to_string();
+                    return Err(ImageError::NotFound { registry, reference: reference.to_string() });
+                }
+                Err(e) if e.is_unavailable() => down.push(e.to_string()),
+                Err(e) if !target.upstream => {
+                    tracing::warn!(endpoint = %target.host.url, error = %e, "mirror cannot confirm the digest; trying the next");
+                }
+                Err(e) => return Err(classify(e, reference)),
+            }
+        }
+        Err(ImageError::RegistryUnavailable {
+            registry: repo.registry().to_string(),
+            reason: if down.is_empty() { "no endpoint may pull".to_string() } else { down.join("; ") },
         })
     }
 

@@ -169,6 +169,10 @@ impl ImageService {
         audit_log::resolution(&reference, &resolution, started.elapsed());
         let resolution = match resolution {
             Ok(resolution) => resolution,
+            Err(ImageError::RegistryUnavailable { .. }) if reference.tag().is_none() => {
+                let digest = reference.digest().cloned();
+                return self.held_digest(&reference, digest).await;
+            }
             Err(ImageError::RegistryUnavailable { .. }) if !self.policy.current()?.require_digest_resolution() => {
                 return self.pull_by_tag(&reference, &targets).await;
             }
@@ -269,6 +273,29 @@ impl ImageService {
 
     /// `require_digest_resolution = false` and no endpoint could resolve:
     /// Docker pulls the tag itself, and the digest it reports is recorded.
+    /// A pull by digest while no endpoint answers: the copy Docker holds,
+    /// if any (nobody could have been refused it), else the registry's
+    /// unavailability.
+    async fn held_digest(&self, reference: &ImageReference, digest: Option<Digest>) -> PullResult {
+        let held = match &digest {
+            Some(digest) => {
+                self.admit(reference, Some(digest))?;
+                self.find_pinned(reference, digest).await?
+            }
+            None => None,
+        };
+        match held {
+            Some(image) => {
+                tracing::warn!(reference = %reference, "registry unreachable; answering with the copy docker holds");
+                Ok(Pulled { image_id: image.id, canonical: reference.to_string() })
+            }
+            None => Err(ImageError::RegistryUnavailable {
+                registry: reference.repository().registry().to_string(),
+                reason: "no endpoint answered to confirm the digest".to_string(),
+            }),
+        }
+    }
+
     async fn pull_by_tag(&self, reference: &ImageReference, targets: &[Endpoint]) -> PullResult {
         let repo = reference.repository();
         let tag = reference.tag().unwrap_or("latest");
