@@ -4,8 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::Shim;
+use common::docker_proxy::DockerProxy;
 use common::pods::{self, IDLE};
+use common::{Shim, ShimOptions};
 use futures::StreamExt;
 use pinshim::cri::api::{self, ContainerEventType as Kind};
 use tonic::Streaming;
@@ -108,4 +109,34 @@ async fn streamed_lists_match_the_plain_lists() {
     assert_eq!(pods_streamed.len(), 1);
 
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}
+
+/// While dockerd shuts down it stops every container and cannot be asked
+/// for anything: the stop events still carry the pod's last known status,
+/// since kubelet's evented PLEG drops events without one.
+#[tokio::test]
+async fn events_while_dockerd_goes_down_carry_the_last_pod_status() {
+    let proxy = DockerProxy::start();
+    let args = vec!["--docker-endpoint".to_string(), proxy.endpoint()];
+    let shim = Shim::start_with(ShimOptions { args, env: Vec::new() }).await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "events-down").await;
+    let pod = pods::run_pod(rt, "events-down").await;
+    let id = pods::create_and_start(rt, &pod, pods::container_config(&pod, "app", &image, IDLE)).await;
+    let mut events = rt.clone().get_container_events(api::GetEventsRequest {}).await.expect("subscribe").into_inner();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    proxy.go_down();
+    let kill = bollard::query_parameters::KillContainerOptionsBuilder::default().signal("KILL").build();
+    common::docker().kill_container(&id, Some(kill)).await.expect("docker kill");
+    let stopped = next_for(&mut events, &id).await;
+    assert_eq!(stopped.container_event_type, Kind::ContainerStoppedEvent as i32);
+    let status = stopped.pod_sandbox_status.expect("the pod's last known status");
+    assert_eq!(status.id, pod.id);
+    assert_eq!(status.metadata.map(|m| m.name), pod.config.metadata.clone().map(|m| m.name));
+
+    drop(events);
+    // Clean up through a pinshim that can reach dockerd.
+    let cleaner = Shim::start().await;
+    pods::cleanup(&cleaner.runtime, &cleaner.images, &[&pod], &[&image.id]).await;
 }

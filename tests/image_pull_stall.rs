@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Shim, ShimOptions, env, unique};
@@ -18,10 +20,12 @@ async fn stalled_pull_is_cancelled_after_the_progress_deadline() {
     let (manifest, media_type, digest) = real_manifest().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let stalled = Arc::new(AtomicUsize::new(0));
+    let counter = stalled.clone();
     let server = tokio::spawn(async move {
         loop {
             let Ok((conn, _)) = listener.accept().await else { return };
-            tokio::spawn(serve(conn, manifest.clone(), media_type.clone(), digest.clone()));
+            tokio::spawn(serve(conn, manifest.clone(), media_type.clone(), digest.clone(), counter.clone()));
         }
     });
 
@@ -34,6 +38,10 @@ async fn stalled_pull_is_cancelled_after_the_progress_deadline() {
     assert!(err.message().contains("no progress"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "cancelled promptly: {:?}", started.elapsed());
     assert!(shim.status(&reference).await.is_none(), "nothing pulled");
+    // The stall was mid-download, not on the way to the registry. (Docker
+    // 20.10 keeps such downloads open after its client has gone: nothing
+    // in its API cancels them.)
+    assert!(stalled.load(Ordering::SeqCst) > 0, "docker was downloading a blob when the pull was given up");
     server.abort();
 }
 
@@ -58,8 +66,9 @@ async fn real_manifest() -> (Vec<u8>, String, String) {
     (body.to_vec(), media_type, digest)
 }
 
-/// Answers `/v2/` and manifests; a blob request gets headers and then silence.
-async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, digest: String) {
+/// Answers `/v2/` and manifests; a blob request gets headers and then
+/// silence, counted in `stalled` while the client keeps it open.
+async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, digest: String, stalled: Arc<AtomicUsize>) {
     let mut buf = Vec::new();
     loop {
         let mut chunk = [0u8; 4096];
@@ -68,6 +77,10 @@ async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, diges
             return;
         }
         buf.extend_from_slice(&chunk[..n]);
+        // Docker tries TLS first: refuse at once so it falls back to HTTP.
+        if buf.first() == Some(&0x16) {
+            return;
+        }
         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
             buf.drain(..end + 4);
@@ -77,7 +90,9 @@ async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, diges
                 let stall =
                     "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n";
                 let _ = conn.write_all(stall.as_bytes()).await;
-                std::future::pending::<()>().await;
+                stalled.fetch_add(1, Ordering::SeqCst);
+                while conn.read(&mut chunk).await.is_ok_and(|n| n > 0) {}
+                stalled.fetch_sub(1, Ordering::SeqCst);
                 return;
             } else if path.contains("/manifests/") {
                 let headers = format!(

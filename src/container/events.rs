@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::{ContainerService, labels, status_of};
 use crate::cri::api;
 use crate::docker::{ContainerAction, ContainerEvent};
+use crate::sandbox::SandboxError;
 
 /// Events buffered for a slow subscriber before pinshim waits for it.
 const DEPTH: usize = 256;
@@ -67,7 +68,16 @@ impl ContainerService {
             self.logs.drained(&[&event.id], super::logs::DRAIN_WAIT).await;
         }
         let sandbox_id = labels::get(&event.labels, labels::SANDBOX_ID);
-        let pod_sandbox_status = self.sandboxes.status(&sandbox_id, false).await.ok().and_then(|r| r.status);
+        let pod_sandbox_status = match self.sandboxes.status(&sandbox_id, false).await {
+            Ok(response) => response.status,
+            Err(SandboxError::NotFound(_)) => None,
+            // dockerd going away (its shutdown stops every container):
+            // kubelet's evented PLEG drops an event without a pod status.
+            Err(e) => {
+                tracing::debug!(sandbox_id = %sandbox_id, error = %e, "pod status unreadable; sending the last known");
+                self.sandboxes.last_known_status(&sandbox_id).await
+            }
+        };
         let filter = api::ContainerFilter { pod_sandbox_id: sandbox_id, ..Default::default() };
         // The index holds every member's full details, current as of this
         // event: no inspection per member.

@@ -62,6 +62,12 @@ impl ContainerIndex {
         self.lock().snapshot(kind)
     }
 
+    /// The latest reading of container `id` (its full ID), possibly stale:
+    /// for reports that must say something while Docker cannot be asked.
+    pub fn last_known(&self, id: &str) -> Option<Arc<ContainerDetails>> {
+        self.lock().last_known(id)
+    }
+
     /// Re-reads one container from Docker. pinshim calls this after each of
     /// its own changes, so the next list call sees them.
     pub async fn refresh(&self, id: &str) {

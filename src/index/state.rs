@@ -37,6 +37,11 @@ impl State {
         self.live.then(|| self.of_kind(kind).cloned().collect())
     }
 
+    /// The latest reading of `id`, whether or not the index is in step.
+    pub fn last_known(&self, id: &str) -> Option<Arc<ContainerDetails>> {
+        self.entries.get(id).map(|e| e.details.clone())
+    }
+
     pub fn count(&self, kind: &str) -> usize {
         self.of_kind(kind).count()
     }

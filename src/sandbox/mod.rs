@@ -260,7 +260,23 @@ impl SandboxService {
     /// PodSandboxStatus: state, IPs, namespaces, labels and annotations.
     pub async fn status(&self, id: &str, verbose: bool) -> Result<api::PodSandboxStatusResponse, SandboxError> {
         let (sandbox, details) = self.get(id).await?;
-        let network = self.network_status(&sandbox, &details).await?;
+        self.status_from(sandbox, &details, verbose).await
+    }
+
+    /// The status of sandbox `id` (its full ID) as last read from Docker,
+    /// without asking Docker: for events while dockerd shuts down.
+    pub async fn last_known_status(&self, id: &str) -> Option<api::PodSandboxStatus> {
+        let details = self.index.last_known(id).filter(|d| is_sandbox(d))?;
+        self.status_from(from_details(&details), &details, false).await.ok()?.status
+    }
+
+    async fn status_from(
+        &self,
+        sandbox: Sandbox,
+        details: &ContainerDetails,
+        verbose: bool,
+    ) -> Result<api::PodSandboxStatusResponse, SandboxError> {
+        let network = self.network_status(&sandbox, details).await?;
         let mut info = HashMap::new();
         if verbose {
             let detail = serde_json::json!({

@@ -2,6 +2,7 @@
 //! talk CRI to it, and push uniquely named images to the test registries.
 #![allow(dead_code)]
 
+pub mod docker_proxy;
 pub mod kube;
 pub mod pods;
 pub mod registry;
