@@ -22,3 +22,4 @@ pub mod stats;
 pub mod stream;
 pub mod systemd;
 pub mod time;
+pub mod validate;

@@ -6,6 +6,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::log_open::{self, Existing, LogError};
 use crate::docker::OutputStream;
 use crate::time::parse_rfc3339_nanos;
 
@@ -14,6 +15,8 @@ const TAIL_BYTES: u64 = 64 * 1024;
 
 /// An open CRI log file and the newest entry written to it.
 pub struct CriLogFile {
+    /// The log directory the file must stay in.
+    root: PathBuf,
     path: PathBuf,
     /// Written with one `write` per line from a blocking task, so a line is
     /// on disk (visible to kubelet) as soon as the call returns.
@@ -28,23 +31,27 @@ pub struct CriLogFile {
 }
 
 impl CriLogFile {
-    /// Opens `path` for appending (creating it and its directory); entries
-    /// up to `known_nanos` or the file's own last entry count as written.
-    pub async fn open(path: &Path, known_nanos: i64) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let file = Arc::new(tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?.into_std().await);
-        let owned = path.to_path_buf();
-        let in_file = tokio::task::spawn_blocking(move || last_timestamp(&owned)).await.ok().flatten();
+    /// Opens `path` inside `root` for appending (creating it and its
+    /// directory; `existing` says whether a non-empty file is this
+    /// container's own); entries up to `known_nanos` or the file's own last
+    /// entry count as written.
+    pub async fn open(root: &Path, path: &Path, known_nanos: i64, existing: Existing) -> Result<Self, LogError> {
+        let (root, path) = (root.to_path_buf(), path.to_path_buf());
+        let (opened, root, path) = tokio::task::spawn_blocking(move || {
+            let opened = log_open::open(&root, &path, existing).map(|file| (last_timestamp(&path), file));
+            (opened, root, path)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        let (in_file, file) = opened?;
         let resume_nanos = in_file.unwrap_or(0).max(known_nanos);
-        Ok(CriLogFile { path: path.to_path_buf(), file, resume_nanos, last_nanos: resume_nanos })
+        Ok(CriLogFile { root, path, file: Arc::new(file), resume_nanos, last_nanos: resume_nanos })
     }
 
     /// Closes the file and opens `path` afresh: after kubelet renamed the
     /// old file away, new output goes to a new file.
-    pub async fn reopen(&mut self) -> std::io::Result<()> {
-        let reopened = Self::open(&self.path, self.last_nanos).await?;
+    pub async fn reopen(&mut self) -> Result<(), LogError> {
+        let reopened = Self::open(&self.root, &self.path, self.last_nanos, Existing::Append).await?;
         self.file = reopened.file;
         Ok(())
     }
@@ -120,7 +127,7 @@ mod tests {
     async fn skips_what_was_written_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c/0.log");
-        let mut log = CriLogFile::open(&path, 0).await.unwrap();
+        let mut log = CriLogFile::open(dir.path(), &path, 0, Existing::Refuse).await.unwrap();
         assert!(log.write_entry(OutputStream::Stdout, b"2026-01-01T00:00:01Z one\n").await.unwrap());
         assert!(log.write_entry(OutputStream::Stderr, b"2026-01-01T00:00:02Z two\n").await.unwrap());
         // Docker may hand over the other stream's entry a little out of order.
@@ -128,7 +135,7 @@ mod tests {
         log.sync().await.unwrap();
 
         // A restart finds where the file ended.
-        let mut again = CriLogFile::open(&path, 0).await.unwrap();
+        let mut again = CriLogFile::open(dir.path(), &path, 0, Existing::Append).await.unwrap();
         assert!(!again.write_entry(OutputStream::Stdout, b"2026-01-01T00:00:01Z one\n").await.unwrap());
         assert!(!again.write_entry(OutputStream::Stderr, b"2026-01-01T00:00:02Z two\n").await.unwrap());
 

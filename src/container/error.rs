@@ -1,5 +1,6 @@
 //! Errors of the container service.
 
+use super::log_open::LogError;
 use crate::docker::DockerError;
 use crate::image::ImageError;
 use crate::sandbox::SandboxError;
@@ -18,8 +19,8 @@ pub enum ContainerError {
     NotRunning(String),
     #[error("exec in container {0} timed out")]
     ExecTimeout(String),
-    #[error("cannot use log file {path}: {source}")]
-    Log { path: String, source: std::io::Error },
+    #[error("cannot use log file {path} (log_path): {source}")]
+    Log { path: String, source: LogError },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error(transparent)]

@@ -9,7 +9,7 @@
 //! for the copy to reach the end of the container's output.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,12 +17,14 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::cri_log::CriLogFile;
+use super::log_open::{Existing, LogError};
 use crate::docker::Docker;
 
-type ReopenReply = oneshot::Sender<std::io::Result<()>>;
+type ReopenReply = oneshot::Sender<Result<(), LogError>>;
 
 /// Where each container's last written timestamp is kept across reopens,
-/// for when the new file is still empty at a restart.
+/// for when the new file is still empty at a restart. Its presence also
+/// marks the log file as this container's own (see `log_open`).
 const POSITION_SUFFIX: &str = ".pos";
 
 /// How long an exit report waits for the copy to catch up. Docker ends the
@@ -54,21 +56,38 @@ impl LogManager {
         Arc::new(LogManager { docker, positions, followers: Mutex::default() })
     }
 
-    /// Opens (creating) container `id`'s log file at `path`, resuming after
-    /// what it already holds.
-    pub async fn open(&self, id: &str, path: PathBuf) -> std::io::Result<OpenedLog> {
-        let position_file = self.positions.join(format!("{id}{POSITION_SUFFIX}"));
-        let known = tokio::fs::read_to_string(&position_file).await.ok().and_then(|s| s.trim().parse().ok());
-        let file = CriLogFile::open(&path, known.unwrap_or(0)).await?;
+    /// Opens (creating) container `id`'s log file at `path` inside `root`
+    /// before its first start, resuming after what it already holds. A
+    /// non-empty file is appended to only when this container claimed it
+    /// before (a start after an earlier start).
+    pub async fn open(&self, id: &str, root: &Path, path: PathBuf) -> Result<OpenedLog, LogError> {
+        let claimed = tokio::fs::try_exists(self.position_file(id)).await.unwrap_or(false);
+        self.open_as(id, root, path, if claimed { Existing::Append } else { Existing::Refuse }).await
+    }
+
+    async fn open_as(&self, id: &str, root: &Path, path: PathBuf, existing: Existing) -> Result<OpenedLog, LogError> {
+        let position_file = self.position_file(id);
+        let position = tokio::fs::read_to_string(&position_file).await.ok();
+        let known = position.as_deref().and_then(|s| s.trim().parse().ok());
+        let file = CriLogFile::open(root, &path, known.unwrap_or(0), existing).await?;
+        if position.is_none() {
+            claim(&position_file).await?;
+        }
         Ok(OpenedLog { path, file })
     }
 
-    /// Opens the log file and starts copying into it, unless a copy runs.
-    pub async fn follow(self: &Arc<Self>, id: &str, path: PathBuf) -> std::io::Result<()> {
+    fn position_file(&self, id: &str) -> PathBuf {
+        self.positions.join(format!("{id}{POSITION_SUFFIX}"))
+    }
+
+    /// Opens the log file of a container that already started (its file
+    /// passed `open` then, so it is its own) and starts copying into it,
+    /// unless a copy runs: after a restart of pinshim, or a lost copier.
+    pub async fn follow(self: &Arc<Self>, id: &str, root: &Path, path: PathBuf) -> Result<(), LogError> {
         if self.is_following(id) {
             return Ok(());
         }
-        let log = self.open(id, path).await?;
+        let log = self.open_as(id, root, path, Existing::Append).await?;
         self.follow_opened(id, log);
         Ok(())
     }
@@ -121,7 +140,7 @@ impl LogManager {
 
     /// Makes the follower of `id` reopen its file. `false` when no
     /// follower runs (the container is not running).
-    pub async fn reopen(&self, id: &str) -> Result<bool, std::io::Error> {
+    pub async fn reopen(&self, id: &str) -> Result<bool, LogError> {
         let Some(tx) = self.lock().get(id).map(|f| f.reopen.clone()) else { return Ok(false) };
         let (reply, answer) = oneshot::channel();
         if tx.send(reply).await.is_err() {
@@ -171,7 +190,15 @@ impl LogManager {
     }
 }
 
-async fn save_position(path: &std::path::Path, nanos: i64) {
+/// Records that container's log file as its own, before anything is written.
+async fn claim(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    tokio::fs::write(path, "0").await
+}
+
+async fn save_position(path: &Path, nanos: i64) {
     if nanos == 0 {
         return;
     }

@@ -5,12 +5,15 @@ mod cri_log;
 mod error;
 mod events;
 pub mod labels;
+mod log_open;
 mod logs;
 pub mod security;
 mod spec;
 mod status;
+mod validate;
 
 pub use error::ContainerError;
+pub use log_open::LogError;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,6 +67,9 @@ impl ContainerService {
             return Err(invalid("metadata.name is required"));
         }
         let (sandbox, _) = self.sandboxes.get(sandbox_id).await?;
+        if !sandbox.ready {
+            return Err(ContainerError::Sandbox(crate::sandbox::SandboxError::NotReady(sandbox.id)));
+        }
         let image = self.image_identity(config.image.as_ref()).await?;
         self.images.admit_canonical(&image.canonical)?;
         let mut spec = spec::create_spec(config, &sandbox, &image, &self.limits, now_nanos())?;
@@ -119,7 +125,7 @@ impl ContainerService {
             "" => None,
             path => Some(
                 self.logs
-                    .open(&details.id, PathBuf::from(path))
+                    .open(&details.id, &log_root(&details.labels, path), PathBuf::from(path))
                     .await
                     .map_err(|source| ContainerError::Log { path: log_path.clone(), source })?,
             ),
@@ -226,7 +232,7 @@ impl ContainerService {
     ) -> Result<(), ContainerError> {
         let resources = resources.ok_or_else(|| invalid("linux resources are required"))?;
         let details = self.get(id).await?;
-        self.docker.update_resources(&details.id, spec::docker_resources(resources)).await?;
+        self.docker.update_resources(&details.id, spec::docker_resources(resources)?).await?;
         Ok(())
     }
 
@@ -245,7 +251,7 @@ impl ContainerService {
         if !reopened && !log_path.is_empty() {
             // No copier runs (e.g. it ended with a Docker hiccup): start one on the new file.
             self.logs
-                .follow(&details.id, PathBuf::from(&log_path))
+                .follow(&details.id, &log_root(&details.labels, &log_path), PathBuf::from(&log_path))
                 .await
                 .map_err(|source| ContainerError::Log { path: log_path.clone(), source })?;
         }
@@ -328,7 +334,7 @@ impl ContainerService {
             let log_path = labels::get(&c.labels, labels::LOG_PATH);
             if !log_path.is_empty()
                 && c.status != "created"
-                && let Err(e) = self.logs.follow(&c.id, PathBuf::from(&log_path)).await
+                && let Err(e) = self.logs.follow(&c.id, &log_root(&c.labels, &log_path), PathBuf::from(&log_path)).await
             {
                 tracing::warn!(container_id = %c.id, path = %log_path, error = %e, "cannot resume copying container output");
             }
@@ -340,7 +346,7 @@ impl ContainerService {
         if id.is_empty() {
             return Err(invalid("container id is required"));
         }
-        let details = self.docker.inspect_container(id).await?;
+        let details = self.docker.inspect_by_id(id).await?;
         Ok(details.filter(|d| labels::get(&d.labels, labels::KIND) == labels::KIND_CONTAINER))
     }
 
@@ -353,6 +359,15 @@ impl ContainerService {
 fn status_of(d: &ContainerDetails) -> api::ContainerStatus {
     let user = if d.state.running { status::process_user(d.state.pid) } else { None };
     status::container_status(d, user)
+}
+
+/// The log directory a container's log file must stay in; containers
+/// created before it was recorded keep to their file's own directory.
+fn log_root(l: &std::collections::HashMap<String, String>, path: &str) -> PathBuf {
+    match labels::get(l, labels::LOG_DIRECTORY) {
+        dir if !dir.is_empty() => PathBuf::from(dir),
+        _ => std::path::Path::new(path).parent().map(PathBuf::from).unwrap_or_default(),
+    }
 }
 
 /// The CRI's rules for stream selection.

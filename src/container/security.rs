@@ -6,15 +6,16 @@ use crate::cri::api::security_profile::ProfileType;
 /// The `seccomp=…` option for a profile; `None` keeps Docker's default
 /// profile. No profile at all is unconfined, as the CRI defines it (kubelet
 /// asks for RuntimeDefault explicitly). A localhost profile is read from
-/// disk and passed inline, as Docker's API wants its JSON.
+/// disk and passed inline, as Docker's API wants its JSON; its path must be
+/// absolute (kubelet's `<root-dir>/seccomp/…`), never read from pinshim's cwd.
 pub fn seccomp_option(profile: Option<&SecurityProfile>, legacy_path: &str) -> Result<Option<String>, String> {
-    let (kind, reference) = match profile {
-        Some(p) => (p.profile_type(), p.localhost_ref.as_str()),
+    let (kind, reference, field) = match profile {
+        Some(p) => (profile_type("seccomp", p)?, p.localhost_ref.as_str(), "seccomp.localhost_ref"),
         None => match legacy_path {
             "runtime/default" | "docker/default" => return Ok(None),
-            "" | "unconfined" => (ProfileType::Unconfined, ""),
+            "" | "unconfined" => (ProfileType::Unconfined, "", ""),
             other => match other.strip_prefix("localhost/") {
-                Some(path) => (ProfileType::Localhost, path),
+                Some(path) => (ProfileType::Localhost, path, "seccomp_profile_path"),
                 None => return Err(format!("unsupported seccomp profile path {other:?}")),
             },
         },
@@ -23,27 +24,37 @@ pub fn seccomp_option(profile: Option<&SecurityProfile>, legacy_path: &str) -> R
         ProfileType::RuntimeDefault => Ok(None),
         ProfileType::Unconfined => Ok(Some("seccomp=unconfined".to_string())),
         ProfileType::Localhost => {
-            let json = std::fs::read_to_string(reference)
-                .map_err(|e| format!("cannot read seccomp profile {reference:?}: {e}"))?;
+            let path = crate::validate::clean_absolute(field, reference)?;
+            let json = std::fs::read_to_string(path)
+                .map_err(|e| format!("{field}: cannot read seccomp profile {reference:?}: {e}"))?;
             Ok(Some(format!("seccomp={json}")))
         }
     }
 }
 
-/// The `apparmor=…` option; `None` keeps Docker's default profile.
-pub fn apparmor_option(profile: Option<&SecurityProfile>, legacy_name: &str) -> Option<String> {
-    match profile {
-        Some(p) => match p.profile_type() {
-            ProfileType::RuntimeDefault => None,
-            ProfileType::Unconfined => Some("apparmor=unconfined".to_string()),
-            ProfileType::Localhost => Some(format!("apparmor={}", p.localhost_ref)),
+/// The `apparmor=…` option; `None` keeps Docker's default profile. A
+/// profile name is one word: Docker splits its options on whitespace.
+pub fn apparmor_option(profile: Option<&SecurityProfile>, legacy_name: &str) -> Result<Option<String>, String> {
+    let (name, field) = match profile {
+        Some(p) => match profile_type("apparmor", p)? {
+            ProfileType::RuntimeDefault => return Ok(None),
+            ProfileType::Unconfined => return Ok(Some("apparmor=unconfined".to_string())),
+            ProfileType::Localhost => (p.localhost_ref.as_str(), "apparmor.localhost_ref"),
         },
         None => match legacy_name {
-            "" | "runtime/default" => None,
-            "unconfined" => Some("apparmor=unconfined".to_string()),
-            other => Some(format!("apparmor={}", other.strip_prefix("localhost/").unwrap_or(other))),
+            "" | "runtime/default" => return Ok(None),
+            "unconfined" => return Ok(Some("apparmor=unconfined".to_string())),
+            other => (other.strip_prefix("localhost/").unwrap_or(other), "apparmor_profile"),
         },
-    }
+    };
+    crate::validate::word(field, name)?;
+    Ok(Some(format!("apparmor={name}")))
+}
+
+/// The profile's type, refused when out of range (prost would read it as RuntimeDefault).
+fn profile_type(field: &str, p: &SecurityProfile) -> Result<ProfileType, String> {
+    ProfileType::try_from(p.profile_type)
+        .map_err(|_| format!("{field}.profile_type has unknown value {}", p.profile_type))
 }
 
 #[cfg(test)]
@@ -63,6 +74,14 @@ mod tests {
             Ok(Some("seccomp=unconfined".into()))
         );
         assert!(seccomp_option(Some(&profile(ProfileType::Localhost, "/nonexistent/profile.json")), "").is_err());
+        for relative in ["../../../../etc/passwd", "profile.json", "/a/../etc/passwd"] {
+            let err = seccomp_option(Some(&profile(ProfileType::Localhost, relative)), "").unwrap_err();
+            assert!(err.starts_with("seccomp.localhost_ref"), "{err}");
+            let err = seccomp_option(None, &format!("localhost/{relative}")).unwrap_err();
+            assert!(err.starts_with("seccomp_profile_path"), "{err}");
+        }
+        let unknown = SecurityProfile { profile_type: 7, localhost_ref: String::new() };
+        assert!(seccomp_option(Some(&unknown), "").unwrap_err().contains("profile_type"));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.json");
         std::fs::write(&path, "{\"defaultAction\":\"SCMP_ACT_ALLOW\"}").unwrap();
@@ -72,7 +91,11 @@ mod tests {
 
     #[test]
     fn apparmor_profiles() {
-        assert_eq!(apparmor_option(None, ""), None);
-        assert_eq!(apparmor_option(Some(&profile(ProfileType::Localhost, "k8s-x")), ""), Some("apparmor=k8s-x".into()));
+        assert_eq!(apparmor_option(None, ""), Ok(None));
+        assert_eq!(
+            apparmor_option(Some(&profile(ProfileType::Localhost, "k8s-x")), ""),
+            Ok(Some("apparmor=k8s-x".into()))
+        );
+        assert!(apparmor_option(Some(&profile(ProfileType::Localhost, "a\nb")), "").is_err());
     }
 }

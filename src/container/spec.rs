@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use super::error::ContainerError;
 use super::labels;
 use super::security::{apparmor_option, seccomp_option};
+use super::validate;
 use crate::cri::api;
 use crate::docker::{CreateSpec, DeviceSpec, Resources};
 use crate::host::HostLimits;
@@ -33,7 +34,9 @@ pub fn create_spec(
     let namespaces = security.namespace_options.clone().unwrap_or_default();
     let sandbox_ref = format!("container:{}", sandbox.id);
 
-    let log_path = log_path(&sandbox.log_directory, &config.log_path);
+    validate::config(config)?;
+    let log = validate::log_file(&sandbox.log_directory, &config.log_path)?;
+    let (log_directory, log_path) = log.map(|(d, p)| (d.display().to_string(), p.display().to_string())).unzip();
     let l = HashMap::from([
         (labels::KIND.to_string(), labels::KIND_CONTAINER.to_string()),
         (labels::SANDBOX_ID.to_string(), sandbox.id.clone()),
@@ -42,7 +45,8 @@ pub fn create_spec(
         (labels::CREATED_AT.to_string(), created_at.to_string()),
         (labels::LABELS.to_string(), labels::encode_map(&config.labels)),
         (labels::ANNOTATIONS.to_string(), labels::encode_map(&config.annotations)),
-        (labels::LOG_PATH.to_string(), log_path),
+        (labels::LOG_PATH.to_string(), log_path.unwrap_or_default()),
+        (labels::LOG_DIRECTORY.to_string(), log_directory.unwrap_or_default()),
         (labels::IMAGE_REQUESTED.to_string(), image.requested.clone()),
         (labels::IMAGE_USER_SPECIFIED.to_string(), image.user_specified.clone()),
         (labels::IMAGE_ID.to_string(), image.image_id.clone()),
@@ -56,7 +60,8 @@ pub fn create_spec(
     let (seccomp_path, apparmor_name) = (&security.seccomp_profile_path, &security.apparmor_profile);
     let seccomp = seccomp_option(security.seccomp.as_ref(), seccomp_path);
     security_opt.extend(seccomp.map_err(ContainerError::InvalidConfig)?);
-    security_opt.extend(apparmor_option(security.apparmor.as_ref(), apparmor_name));
+    security_opt
+        .extend(apparmor_option(security.apparmor.as_ref(), apparmor_name).map_err(ContainerError::InvalidConfig)?);
     if security.no_new_privs {
         security_opt.push("no-new-privileges".to_string());
     }
@@ -115,26 +120,22 @@ pub fn create_spec(
             .then(|| security.masked_paths.clone()),
         readonly_paths: (!security.privileged && !security.readonly_paths.is_empty())
             .then(|| security.readonly_paths.clone()),
-        cgroup_parent: sandbox_cgroup_parent(sandbox),
+        cgroup_parent: sandbox_cgroup_parent(sandbox)?,
         runtime: (!sandbox.runtime_handler.is_empty()).then(|| sandbox.runtime_handler.clone()),
         oom_score_adj: Some(limits.oom_score_adj(resources.oom_score_adj)),
-        resources: docker_resources(&resources),
+        resources: docker_resources(&resources)?,
         ..Default::default()
     })
 }
 
-/// Containers live in their pod's cgroup, kept on the sandbox's labels.
-fn sandbox_cgroup_parent(sandbox: &Sandbox) -> Option<String> {
-    (!sandbox.cgroup_parent.is_empty()).then(|| sandbox.cgroup_parent.clone())
-}
-
-/// The log file: the sandbox's log directory joined with the container's
-/// relative path; empty when either is unset (then no log is written).
-pub fn log_path(directory: &str, relative: &str) -> String {
-    if directory.is_empty() || relative.is_empty() {
-        return String::new();
+/// Containers live in their pod's cgroup, kept on the sandbox's labels;
+/// checked again, as the sandbox may predate the check at RunPodSandbox.
+fn sandbox_cgroup_parent(sandbox: &Sandbox) -> Result<Option<String>, ContainerError> {
+    if sandbox.cgroup_parent.is_empty() {
+        return Ok(None);
     }
-    std::path::Path::new(directory).join(relative).display().to_string()
+    crate::validate::cgroup_parent("cgroup_parent", &sandbox.cgroup_parent).map_err(ContainerError::InvalidConfig)?;
+    Ok(Some(sandbox.cgroup_parent.clone()))
 }
 
 /// Docker's `User`: `uid` or `name`, with `:gid` when a group is set.
@@ -185,10 +186,12 @@ fn bind(mount: &api::Mount) -> Result<String, ContainerError> {
     Ok(format!("{}:{}:{}", mount.host_path, mount.container_path, options.join(",")))
 }
 
-pub fn docker_resources(r: &api::LinuxContainerResources) -> Resources {
+/// Docker's settings for CRI resources, refused when out of range.
+pub fn docker_resources(r: &api::LinuxContainerResources) -> Result<Resources, ContainerError> {
+    validate::resources(r)?;
     let positive = |v: i64| (v > 0).then_some(v);
     let memory = positive(r.memory_limit_in_bytes);
-    Resources {
+    Ok(Resources {
         cpu_period: positive(r.cpu_period),
         cpu_quota: positive(r.cpu_quota),
         cpu_shares: positive(r.cpu_shares),
@@ -197,7 +200,7 @@ pub fn docker_resources(r: &api::LinuxContainerResources) -> Resources {
         memory_swap: positive(r.memory_swap_limit_in_bytes).or(memory),
         cpuset_cpus: (!r.cpuset_cpus.is_empty()).then(|| r.cpuset_cpus.clone()),
         cpuset_mems: (!r.cpuset_mems.is_empty()).then(|| r.cpuset_mems.clone()),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -239,14 +242,8 @@ mod tests {
     #[test]
     fn memory_limit_implies_no_swap() {
         let r = api::LinuxContainerResources { memory_limit_in_bytes: 1 << 24, cpu_shares: 2, ..Default::default() };
-        let d = docker_resources(&r);
+        let d = docker_resources(&r).unwrap();
         assert_eq!((d.memory, d.memory_swap, d.cpu_shares, d.cpu_quota), (Some(1 << 24), Some(1 << 24), Some(2), None));
-    }
-
-    #[test]
-    fn log_paths_join() {
-        assert_eq!(log_path("/var/log/pods/x", "c/0.log"), "/var/log/pods/x/c/0.log");
-        assert_eq!(log_path("", "c/0.log"), "");
     }
 
     #[test]

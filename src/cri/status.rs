@@ -2,7 +2,7 @@
 
 use tonic::{Code, Status};
 
-use crate::container::ContainerError;
+use crate::container::{ContainerError, LogError};
 use crate::docker::DockerError;
 use crate::image::ImageError;
 use crate::sandbox::SandboxError;
@@ -13,12 +13,12 @@ impl From<DockerError> for Status {
             DockerError::Unavailable { .. } => Code::Unavailable,
             DockerError::NotFound(_) => Code::NotFound,
             DockerError::Conflict(_) | DockerError::NotModified => Code::FailedPrecondition,
-            DockerError::BadRequest(_) => Code::InvalidArgument,
+            DockerError::BadRequest(_) | DockerError::AmbiguousId(_) => Code::InvalidArgument,
             DockerError::Stalled(_) => Code::DeadlineExceeded,
             DockerError::Server(_) => Code::Unknown,
             DockerError::BadEndpoint(_) => Code::FailedPrecondition,
         };
-        Status::new(code, err.to_string())
+        bounded_status(code, &err)
     }
 }
 
@@ -44,7 +44,7 @@ impl From<ImageError> for Status {
                 return Status::internal("pinshim could not store image records; see its log");
             }
         };
-        Status::new(code, err.to_string())
+        bounded_status(code, &err)
     }
 }
 
@@ -64,7 +64,7 @@ fn sandbox_code(err: &SandboxError) -> Code {
 
 impl From<SandboxError> for Status {
     fn from(err: SandboxError) -> Self {
-        Status::new(sandbox_code(&err), err.to_string())
+        bounded_status(sandbox_code(&err), &err)
     }
 }
 
@@ -76,12 +76,13 @@ impl From<ContainerError> for Status {
             ContainerError::AlreadyExists(_) => Code::AlreadyExists,
             ContainerError::NotRunning(_) => Code::FailedPrecondition,
             ContainerError::ExecTimeout(_) => Code::DeadlineExceeded,
-            ContainerError::Log { .. } => Code::Internal,
+            ContainerError::Log { source: LogError::Refused(_), .. } => Code::InvalidArgument,
+            ContainerError::Log { source: LogError::Io(_), .. } => Code::Internal,
             ContainerError::Sandbox(source) => sandbox_code(source),
             ContainerError::Image(source) => Status::from(source.clone()).code(),
             ContainerError::Docker(source) => Status::from(source.clone()).code(),
         };
-        Status::new(code, err.to_string())
+        bounded_status(code, &err)
     }
 }
 
@@ -91,7 +92,7 @@ impl From<crate::stream::TokenError> for Status {
             crate::stream::TokenError::Full => Code::ResourceExhausted,
             crate::stream::TokenError::Random(_) => Code::Internal,
         };
-        Status::new(code, err.to_string())
+        bounded_status(code, &err)
     }
 }
 
@@ -107,10 +108,78 @@ impl From<crate::stats::StatsError> for Status {
 
 /// Answer for RPCs whose support has not landed yet.
 pub fn not_implemented(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is not implemented by pinshim yet"))
+    Status::unimplemented(bounded(format!("{rpc} is not implemented by pinshim yet")))
 }
 
 /// A required request field was absent.
 pub fn missing(field: &str) -> Status {
-    Status::invalid_argument(format!("{field} is required"))
+    Status::invalid_argument(bounded(format!("{field} is required")))
+}
+
+/// Longest run of non-space characters kept from a message: an ID, a path or
+/// a reference the client sent is echoed at most this long.
+const ECHO_MAX_CHARS: usize = 256;
+
+/// Longest message sent: gRPC percent-encodes it into a trailer, and C-core
+/// clients fail a call whose trailers pass 8 KiB (as RESOURCE_EXHAUSTED).
+const MESSAGE_MAX_BYTES: usize = 1024;
+
+fn bounded_status(code: Code, err: &dyn std::fmt::Display) -> Status {
+    Status::new(code, bounded(err.to_string()))
+}
+
+/// `message` with every long word (the client's input it echoes) cut to
+/// [`ECHO_MAX_CHARS`] with an ellipsis and its length, and the whole cut to
+/// [`MESSAGE_MAX_BYTES`]: errors must not send back whatever was sent.
+pub fn bounded(message: String) -> String {
+    let long_word = message.split_whitespace().any(|w| w.chars().count() > ECHO_MAX_CHARS);
+    if !long_word && message.len() <= MESSAGE_MAX_BYTES {
+        return message;
+    }
+    let mut out = String::with_capacity(MESSAGE_MAX_BYTES);
+    for (i, word) in message.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match word.char_indices().nth(ECHO_MAX_CHARS) {
+            Some((cut, _)) => out.push_str(&format!("{}…({} chars)", &word[..cut], word.chars().count())),
+            None => out.push_str(word),
+        }
+    }
+    if out.len() > MESSAGE_MAX_BYTES {
+        let total = out.len();
+        let cut = (0..=MESSAGE_MAX_BYTES - 32).rev().find(|i| out.is_char_boundary(*i)).unwrap_or(0);
+        out.truncate(cut);
+        out.push_str(&format!("…(message of {total} bytes)"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_messages_are_untouched() {
+        let m = "container 0123 not found".to_string();
+        assert_eq!(bounded(m.clone()), m);
+    }
+
+    #[test]
+    fn echoed_input_is_cut_with_its_length() {
+        let id = "a".repeat(10_000);
+        let status = Status::from(ContainerError::NotFound(id.clone()));
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.message().len() < 400, "{}", status.message().len());
+        assert!(status.message().starts_with(&format!("container {}…(10000 chars)", "a".repeat(256))));
+        assert!(status.message().ends_with(" not found"));
+    }
+
+    #[test]
+    fn many_words_are_cut_as_a_whole() {
+        let spaced = "ü ".repeat(5_000);
+        let m = bounded(format!("bad {spaced}"));
+        assert!(m.len() <= MESSAGE_MAX_BYTES + 40, "{}", m.len());
+        assert!(m.ends_with("bytes)"), "{m}");
+    }
 }

@@ -193,6 +193,15 @@ impl Docker {
         Err(pending)
     }
 
+    /// The container whose ID is, or starts with, `id`; never one Docker
+    /// found by its name (a CRI ID is an ID, not `k8s_POD_…`).
+    pub async fn inspect_by_id(&self, id: &str) -> Result<Option<ContainerDetails>, DockerError> {
+        if !crate::validate::is_id_prefix(id) {
+            return Ok(None);
+        }
+        Ok(self.inspect_container(id).await?.filter(|d| d.id.starts_with(id)))
+    }
+
     pub async fn inspect_container(&self, id: &str) -> Result<Option<ContainerDetails>, DockerError> {
         let client = self.client().await?;
         let c = match timed("container_inspect", client.inspect_container(id, None)).await.map_err(|e| self.error(e)) {

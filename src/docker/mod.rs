@@ -43,6 +43,9 @@ pub enum DockerError {
     Conflict(String),
     #[error("docker rejected the request: {0}")]
     BadRequest(String),
+    /// An ID prefix matched several objects.
+    #[error("ambiguous id prefix: {0}")]
+    AmbiguousId(String),
     #[error("docker failed: {0}")]
     Server(String),
     #[error("no pull progress for {0:?}; cancelled")]
@@ -111,6 +114,12 @@ impl Docker {
 
     fn error(&self, err: BollardError) -> DockerError {
         match err {
+            // Docker 20.10 answers 500 for an ambiguous prefix, later releases 400.
+            BollardError::DockerResponseServerError { message, .. }
+                if message.to_ascii_lowercase().contains("multiple ids found with provided prefix") =>
+            {
+                DockerError::AmbiguousId(message)
+            }
             BollardError::DockerResponseServerError { status_code, message } => match status_code {
                 304 => DockerError::NotModified,
                 404 => DockerError::NotFound(message),

@@ -5,6 +5,7 @@ mod dns;
 mod error;
 mod network;
 mod spec;
+mod validate;
 
 pub use dns::DnsConfig;
 pub use error::SandboxError;
@@ -239,7 +240,7 @@ impl SandboxService {
         if id.is_empty() {
             return Err(invalid("pod sandbox id is required"));
         }
-        Ok(self.docker.inspect_container(id).await?.filter(is_sandbox).map(|d| (from_details(&d), d)))
+        Ok(self.docker.inspect_by_id(id).await?.filter(is_sandbox).map(|d| (from_details(&d), d)))
     }
 
     /// Like `find`, but an absent sandbox is `NotFound`.

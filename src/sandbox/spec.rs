@@ -20,6 +20,7 @@ pub fn create_spec(
     limits: &HostLimits,
     created_at: i64,
 ) -> Result<CreateSpec, SandboxError> {
+    super::validate::config(config)?;
     let metadata = config.metadata.clone().unwrap_or_default();
     let linux = config.linux.clone().unwrap_or_default();
     let security = linux.security_context.clone().unwrap_or_default();
@@ -48,7 +49,7 @@ pub fn create_spec(
     let seccomp_path = &security.seccomp_profile_path;
     let seccomp = seccomp_option(security.seccomp.as_ref(), seccomp_path);
     security_opt.extend(seccomp.map_err(SandboxError::InvalidConfig)?);
-    security_opt.extend(apparmor_option(security.apparmor.as_ref(), ""));
+    security_opt.extend(apparmor_option(security.apparmor.as_ref(), "").map_err(SandboxError::InvalidConfig)?);
 
     if security.run_as_user.is_none() && security.run_as_group.is_some() {
         return Err(SandboxError::InvalidConfig("run_as_group is set without run_as_user".to_string()));
@@ -90,7 +91,6 @@ pub fn create_spec(
 fn ports(mappings: &[api::PortMapping]) -> Vec<PortSpec> {
     mappings
         .iter()
-        .filter(|m| m.container_port > 0)
         .map(|m| {
             let protocol = match m.protocol() {
                 api::Protocol::Tcp => "tcp",
@@ -100,6 +100,7 @@ fn ports(mappings: &[api::PortMapping]) -> Vec<PortSpec> {
             PortSpec {
                 container_port: format!("{}/{protocol}", m.container_port),
                 host_ip: m.host_ip.clone(),
+                // In range: checked by `validate`.
                 host_port: u16::try_from(m.host_port).unwrap_or(0),
             }
         })

@@ -54,7 +54,10 @@ impl StatsService {
     }
 
     pub async fn container(&self, id: &str) -> Result<api::ContainerStats, StatsError> {
-        let details = self.docker.inspect_container(id).await?;
+        if id.is_empty() {
+            return Err(ContainerError::InvalidConfig("container id is required".to_string()).into());
+        }
+        let details = self.docker.inspect_by_id(id).await?;
         let details = details
             .filter(|d| labels::get(&d.labels, labels::KIND) == labels::KIND_CONTAINER)
             .ok_or_else(|| ContainerError::NotFound(id.to_string()))?;

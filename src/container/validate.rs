@@ -1,0 +1,223 @@
+//! The checks a ContainerConfig passes before anything reaches Docker or
+//! the file system: enum values in range, resources and devices that make
+//! sense, an environment Docker will carry as given, a log path that stays
+//! in the pod's log directory. Each refusal names the field.
+
+use std::path::{Path, PathBuf};
+
+use super::error::ContainerError;
+use super::log_open::{self, LogError};
+use crate::cri::api;
+use crate::validate;
+
+/// Everything in `config` that `create_spec` turns into Docker's settings.
+pub fn config(config: &api::ContainerConfig) -> Result<(), ContainerError> {
+    let linux = config.linux.clone().unwrap_or_default();
+    if let Some(security) = &linux.security_context {
+        namespaces(security.namespace_options.as_ref())?;
+    }
+    if let Some(resources) = &linux.resources {
+        self::resources(resources)?;
+    }
+    envs(&config.envs)?;
+    config.mounts.iter().enumerate().try_for_each(|(i, m)| mount(i, m))?;
+    config.devices.iter().enumerate().try_for_each(|(i, d)| device(i, d))?;
+    known::<api::Signal>("stop_signal", config.stop_signal)
+}
+
+fn known<E: TryFrom<i32>>(field: &str, value: i32) -> Result<(), ContainerError> {
+    validate::known::<E>(field, value).map_err(invalid)
+}
+
+fn namespaces(n: Option<&api::NamespaceOption>) -> Result<(), ContainerError> {
+    let Some(n) = n else { return Ok(()) };
+    known::<api::NamespaceMode>("namespace_options.network", n.network)?;
+    known::<api::NamespaceMode>("namespace_options.pid", n.pid)?;
+    known::<api::NamespaceMode>("namespace_options.ipc", n.ipc)?;
+    // Docker would also take a container name here.
+    if n.pid() == api::NamespaceMode::Target && !validate::is_id_prefix(&n.target_id) {
+        return Err(invalid(format!("namespace_options.target_id {:?} is not a container id", n.target_id)));
+    }
+    Ok(())
+}
+
+/// Limits kubelet leaves unset are 0; -1 means "unlimited" where the
+/// kernel knows it (CFS quota, swap). Anything else negative is a mistake.
+pub fn resources(r: &api::LinuxContainerResources) -> Result<(), ContainerError> {
+    let at_least = |field: &str, value: i64, min: i64| {
+        if value < min { Err(invalid(format!("resources.{field} {value} must not be below {min}"))) } else { Ok(()) }
+    };
+    at_least("cpu_period", r.cpu_period, 0)?;
+    at_least("cpu_quota", r.cpu_quota, -1)?;
+    at_least("cpu_shares", r.cpu_shares, 0)?;
+    at_least("memory_limit_in_bytes", r.memory_limit_in_bytes, 0)?;
+    at_least("memory_swap_limit_in_bytes", r.memory_swap_limit_in_bytes, -1)?;
+    if !(-1000..=1000).contains(&r.oom_score_adj) {
+        return Err(invalid(format!("resources.oom_score_adj {} is outside -1000..1000", r.oom_score_adj)));
+    }
+    for (field, list) in [("cpuset_cpus", &r.cpuset_cpus), ("cpuset_mems", &r.cpuset_mems)] {
+        if !list.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'-') {
+            return Err(invalid(format!("resources.{field} {list:?} is not a list of ranges like 0-3,5")));
+        }
+    }
+    Ok(())
+}
+
+/// Docker carries the environment as `KEY=value` strings: a key with `=`
+/// would set another variable, and a NUL would cut the string short.
+fn envs(envs: &[api::KeyValue]) -> Result<(), ContainerError> {
+    for kv in envs {
+        if kv.key.is_empty() || kv.key.contains(['=', '\0']) {
+            return Err(invalid(format!("envs key {:?} must be non-empty, without '=' or NUL", kv.key)));
+        }
+        if kv.value.contains(&0) {
+            return Err(invalid(format!("envs value of {:?} contains a NUL byte", kv.key)));
+        }
+    }
+    Ok(())
+}
+
+fn mount(i: usize, m: &api::Mount) -> Result<(), ContainerError> {
+    known::<api::MountPropagation>(&format!("mounts[{i}].propagation"), m.propagation)
+}
+
+/// Devices are checked here, as mounts are: Docker only finds a missing one
+/// when the container starts, and fails that with a bare 500.
+fn device(i: usize, d: &api::Device) -> Result<(), ContainerError> {
+    let host = validate::clean_absolute(&format!("devices[{i}].host_path"), &d.host_path).map_err(invalid)?;
+    validate::clean_absolute(&format!("devices[{i}].container_path"), &d.container_path).map_err(invalid)?;
+    if !d.permissions.bytes().all(|b| b"rwm".contains(&b)) {
+        return Err(invalid(format!("devices[{i}].permissions {:?} may only hold r, w and m", d.permissions)));
+    }
+    if std::fs::symlink_metadata(host).is_err() {
+        return Err(invalid(format!("devices[{i}].host_path {:?} does not exist", d.host_path)));
+    }
+    Ok(())
+}
+
+/// The log file as `(log directory, file)`, or `None` when either is unset
+/// (then no log is written). The pod's `log_directory` is checked again:
+/// a sandbox may predate these checks.
+pub fn log_file(directory: &str, relative: &str) -> Result<Option<(PathBuf, PathBuf)>, ContainerError> {
+    if directory.is_empty() || relative.is_empty() {
+        if !relative.is_empty() {
+            log_path_shape(Path::new("/"), relative)?;
+        }
+        return Ok(None);
+    }
+    let root = validate::clean_absolute("log_directory", directory).map_err(invalid)?.to_path_buf();
+    let path = log_path_shape(&root, relative)?;
+    log_open::check(&root, &path).map_err(|e| match e {
+        LogError::Refused(why) => invalid(format!("log_path {relative:?}: {why}")),
+        LogError::Io(e) => ContainerError::Log { path: path.display().to_string(), source: e.into() },
+    })?;
+    Ok(Some((root, path)))
+}
+
+fn log_path_shape(root: &Path, relative: &str) -> Result<PathBuf, ContainerError> {
+    validate::inside("log_path", "log_directory", root, relative).map_err(invalid)
+}
+
+fn invalid(why: String) -> ContainerError {
+    ContainerError::InvalidConfig(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(result: Result<impl std::fmt::Debug, ContainerError>, field: &str) {
+        match result {
+            Err(ContainerError::InvalidConfig(why)) => assert!(why.contains(field), "{why} names {field}"),
+            other => panic!("expected InvalidConfig naming {field}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_enum_values_are_refused() {
+        let mut c = api::ContainerConfig { stop_signal: 999, ..Default::default() };
+        refused(config(&c), "stop_signal");
+        c.stop_signal = api::Signal::Sigterm as i32;
+        c.mounts = vec![api::Mount { propagation: 42, ..Default::default() }];
+        refused(config(&c), "mounts[0].propagation");
+        c.mounts.clear();
+        let ns = api::NamespaceOption { pid: 99, ..Default::default() };
+        let security = api::LinuxContainerSecurityContext { namespace_options: Some(ns), ..Default::default() };
+        c.linux = Some(api::LinuxContainerConfig { security_context: Some(security), ..Default::default() });
+        refused(config(&c), "namespace_options.pid");
+        let ns = api::NamespaceOption {
+            pid: api::NamespaceMode::Target as i32,
+            target_id: "k8s_x".into(),
+            ..Default::default()
+        };
+        c.linux.as_mut().unwrap().security_context.as_mut().unwrap().namespace_options = Some(ns);
+        refused(config(&c), "target_id");
+    }
+
+    #[test]
+    fn resources_in_range() {
+        assert!(
+            resources(&api::LinuxContainerResources {
+                cpu_quota: -1,
+                memory_swap_limit_in_bytes: -1,
+                ..Default::default()
+            })
+            .is_ok()
+        );
+        refused(resources(&api::LinuxContainerResources { cpu_shares: -2, ..Default::default() }), "cpu_shares");
+        refused(
+            resources(&api::LinuxContainerResources { memory_limit_in_bytes: -1, ..Default::default() }),
+            "memory_limit",
+        );
+        refused(
+            resources(&api::LinuxContainerResources { oom_score_adj: 1001, ..Default::default() }),
+            "oom_score_adj",
+        );
+        refused(
+            resources(&api::LinuxContainerResources { cpuset_cpus: "0\n1".into(), ..Default::default() }),
+            "cpuset_cpus",
+        );
+    }
+
+    #[test]
+    fn environment_and_devices() {
+        let env = |key: &str, value: &[u8]| api::ContainerConfig {
+            envs: vec![api::KeyValue { key: key.into(), value: value.to_vec() }],
+            ..Default::default()
+        };
+        assert!(config(&env("A", b"b=c")).is_ok());
+        refused(config(&env("A\0B", b"x")), "envs key");
+        refused(config(&env("A=B", b"x")), "envs key");
+        refused(config(&env("", b"x")), "envs key");
+        refused(config(&env("A", b"x\0y")), "envs value");
+
+        let dev = |host: &str, perms: &str| api::ContainerConfig {
+            devices: vec![api::Device {
+                host_path: host.into(),
+                container_path: "/dev/x".into(),
+                permissions: perms.into(),
+            }],
+            ..Default::default()
+        };
+        assert!(config(&dev("/dev/null", "rw")).is_ok());
+        refused(config(&dev("/dev/pinshim-nonexistent", "rw")), "devices[0].host_path");
+        refused(config(&dev("dev/null", "")), "devices[0].host_path");
+        refused(config(&dev("/dev/null", "rwx")), "devices[0].permissions");
+    }
+
+    #[test]
+    fn log_files_stay_in_the_log_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let (r, path) = log_file(&root, "c/0.log").unwrap().unwrap();
+        assert_eq!((r.as_path(), path), (dir.path(), dir.path().join("c/0.log")));
+        assert!(log_file("", "c/0.log").unwrap().is_none());
+        refused(log_file(&root, "../../../x/0.log"), "escapes log_directory");
+        refused(log_file(&root, "/etc/passwd"), "log_path");
+        refused(log_file("", "/etc/passwd"), "log_path");
+        refused(log_file("relative/dir", "0.log"), "log_directory");
+        refused(log_file(&format!("{root}/../x"), "0.log"), "log_directory");
+        std::fs::write(dir.path().join("taken.log"), "someone's data\n").unwrap();
+        refused(log_file(&root, "taken.log"), "log_path");
+    }
+}
