@@ -25,7 +25,7 @@ use crate::host::HostLimits;
 use crate::image::{ImageConfig, ImageError, ImageService};
 use crate::index::ContainerIndex;
 use crate::metrics::{self, RpcMetricsLayer};
-use crate::network::{Cni, CniSettings};
+use crate::network::{Cni, CniSettings, CrashHook};
 use crate::runtime::Runtime;
 use crate::sandbox::{SandboxConfig, SandboxService};
 use crate::stats::StatsService;
@@ -102,18 +102,26 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
     let stop = CancellationToken::new();
     let index = ContainerIndex::new(docker.clone());
     index.spawn(stop.clone());
+    // Test-only: crash tests arm it through the environment; unset, inert.
+    let crash = CrashHook::from_env();
     let cni = (config.network_plugin == NetworkPlugin::Cni).then(|| {
-        Arc::new(Cni::new(CniSettings {
+        let settings = CniSettings {
             conf_dir: config.cni_conf_dir.clone(),
             bin_dirs: config.cni_bin_dir.clone(),
             cache_dir: config.cni_cache_dir.clone(),
             mtu: config.network_plugin_mtu,
-        }))
+        };
+        Arc::new(Cni::new(settings).with_crash_hook(crash.clone()))
     });
     let sandboxes = Arc::new(SandboxService::new(
         docker.clone(),
         images.clone(),
-        SandboxConfig { infra_image: config.pod_infra_container_image.clone(), limits },
+        SandboxConfig {
+            infra_image: config.pod_infra_container_image.clone(),
+            limits,
+            root_dir: config.root_dir.clone(),
+            crash,
+        },
         cni.clone(),
         index.clone(),
     ));
@@ -128,8 +136,11 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
     // In the background: a dockerd that hangs must not hold up serving
     // (and readiness), which would only make kubelet wait longer.
     tokio::spawn({
-        let containers = containers.clone();
+        let (sandboxes, containers) = (sandboxes.clone(), containers.clone());
         async move {
+            if let Err(e) = sandboxes.recover().await {
+                tracing::warn!(error = %e, "could not clean up after half-made pod sandboxes; a retry of each pod will");
+            }
             if let Err(e) = containers.recover().await {
                 tracing::warn!(error = %e, "could not resume container logs; will retry as containers start");
             }

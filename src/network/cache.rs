@@ -3,6 +3,11 @@
 //! in libcni's `cniCacheV1` format. DEL and CHECK read it back, so they use
 //! the same config after the config directory changed or pinshim restarted,
 //! and entries left by another libcni runtime sharing the directory work too.
+//!
+//! While an ADD runs, the same record sits in `<cache_dir>/pending/`, updated
+//! after each plugin: a crash mid-ADD leaves the config and the latest result,
+//! so DEL can still undo it (the firewall plugin finds its rules only through
+//! `prevResult`). Only a `results` entry means the ADD finished.
 
 use std::path::{Path, PathBuf};
 
@@ -56,7 +61,7 @@ pub(crate) enum Cached {
     Unusable { path: PathBuf, reason: String },
 }
 
-/// The `results` directory of the cache.
+/// The `results` (finished ADDs) or `pending` (ADDs under way) directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Cache {
     dir: PathBuf,
@@ -65,6 +70,35 @@ pub(crate) struct Cache {
 impl Cache {
     pub(crate) fn new(cache_dir: &Path) -> Self {
         Self { dir: cache_dir.join("results") }
+    }
+
+    /// Records of ADDs that have not finished, in the same format.
+    pub(crate) fn pending(cache_dir: &Path) -> Self {
+        Self { dir: cache_dir.join("pending") }
+    }
+
+    /// Which of `container_ids` have an entry on `ifname`, from one listing.
+    pub(crate) async fn holding(&self, container_ids: &[&str], ifname: &str) -> Result<Vec<String>, CniError> {
+        let names = self.names().await?;
+        let held = |id: &str| names.iter().any(|n| n.ends_with(&format!("-{id}-{ifname}")));
+        Ok(container_ids.iter().filter(|id| held(id)).map(|id| id.to_string()).collect())
+    }
+
+    async fn names(&self) -> Result<Vec<String>, CniError> {
+        let io_err = |source| CniError::Cache { path: self.dir.clone(), source };
+        let mut entries = match tokio::fs::read_dir(&self.dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(e)),
+        };
+        let mut names = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(io_err)? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 
     /// Where libcni keeps the entry of one attachment.
@@ -86,20 +120,9 @@ impl Cache {
 
     /// Every entry for `container_id` on `ifname`, sorted by file name.
     pub(crate) async fn find(&self, container_id: &str, ifname: &str) -> Result<Vec<Cached>, CniError> {
-        let io_err = |source| CniError::Cache { path: self.dir.clone(), source };
-        let mut entries = match tokio::fs::read_dir(&self.dir).await {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(e)),
-        };
         let suffix = format!("-{container_id}-{ifname}");
-        let mut paths = Vec::new();
-        while let Some(entry) = entries.next_entry().await.map_err(io_err)? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(&suffix) && !name.starts_with('.') {
-                paths.push(entry.path());
-            }
-        }
+        let mut paths: Vec<PathBuf> =
+            self.names().await?.into_iter().filter(|n| n.ends_with(&suffix)).map(|n| self.dir.join(n)).collect();
         paths.sort();
         let mut found = Vec::new();
         for path in paths {

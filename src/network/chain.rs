@@ -1,5 +1,5 @@
-//! Running a network's plugin chain: ADD in order with each result feeding
-//! the next plugin, DEL in reverse order with the ADD result, CHECK in order
+//! Running a network's plugin chain: ADD in order (one plugin at a time, so
+//! the caller can record progress) with each result feeding the next plugin, DEL in reverse order with the ADD result, CHECK in order
 //! with the ADD result, and STATUS to ask whether the plugins are ready.
 
 use serde_json::{Map, Value};
@@ -31,19 +31,19 @@ pub(crate) struct Chain<'a> {
 }
 
 impl Chain<'_> {
-    /// ADD: every plugin in order, each getting the previous result. The
+    /// ADD of one plugin of the chain, getting the previous result. The
     /// latest result is kept in `progress`, so a failed ADD can be undone
-    /// with what it had set up so far; on success it is the final result.
-    pub(crate) async fn add(
+    /// with what it had set up so far; after the last plugin it is the final
+    /// result.
+    pub(crate) async fn add_one(
         &self,
         net: &NetworkConfig,
+        plugin: &PluginConfig,
         target: Target<'_>,
         progress: &mut Option<Value>,
     ) -> Result<(), CniError> {
-        for plugin in &net.plugins {
-            let stdout = self.invoke(Command::Add, net, plugin, Some(target), progress.as_ref()).await?;
-            *progress = Some(parse_result(net, plugin, &stdout)?);
-        }
+        let stdout = self.invoke(Command::Add, net, plugin, Some(target), progress.as_ref()).await?;
+        *progress = Some(parse_result(net, plugin, &stdout)?);
         Ok(())
     }
 

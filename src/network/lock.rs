@@ -20,6 +20,11 @@ impl SandboxLocks {
         self.entry(id).lock_owned().await
     }
 
+    /// The lock for `id` if no other operation holds it now.
+    pub(crate) fn try_lock(&self, id: &str) -> Option<OwnedMutexGuard<()>> {
+        self.entry(id).try_lock_owned().ok()
+    }
+
     fn entry(&self, id: &str) -> Arc<SandboxLock> {
         // The map stays consistent even if a holder panicked, so poisoning is harmless.
         let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);

@@ -9,7 +9,9 @@ mod chain;
 mod config;
 mod error;
 mod exec;
+mod fault;
 mod lock;
+mod netns;
 mod pod;
 mod request;
 mod result;
@@ -22,12 +24,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{CniError, ConfigError, SkippedConfig};
+pub use fault::{CRASH_AT_VAR, CrashHook, point as crash_point};
+pub(crate) use lock::SandboxLocks;
+pub use netns::NetnsPins;
 pub use pod::{DnsCapability, PodIps, PodNetwork, PortMapping};
 
 use cache::{Attachment, Cache, Cached};
 use chain::{Chain, IFNAME, Target};
 use exec::{Command, PluginRunner};
-use lock::SandboxLocks;
 
 /// How long one plugin invocation may take before it is killed.
 const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,7 +56,10 @@ pub struct Cni {
     mtu: Option<u32>,
     runner: PluginRunner,
     cache: Cache,
+    /// Records of ADDs under way (see `cache`).
+    pending: Cache,
     locks: SandboxLocks,
+    crash: CrashHook,
 }
 
 impl Cni {
@@ -65,10 +72,17 @@ impl Cni {
         Self {
             runner: PluginRunner::new(settings.bin_dirs, timeout),
             cache: Cache::new(&settings.cache_dir),
+            pending: Cache::pending(&settings.cache_dir),
             conf_dir: settings.conf_dir,
             mtu: settings.mtu,
             locks: SandboxLocks::default(),
+            crash: CrashHook::default(),
         }
+    }
+
+    /// Test-only: arms the crash hook (see `CrashHook`).
+    pub fn with_crash_hook(self, crash: CrashHook) -> Self {
+        Self { crash, ..self }
     }
 
     fn chain(&self) -> Chain<'_> {
@@ -97,7 +111,8 @@ impl Cni {
     /// `cache_dir` (per network, sandbox and interface, as libcni does), so
     /// DEL uses the same config even if `conf_dir` changes. When a plugin
     /// fails, the chain is deleted again before the error is returned, so a
-    /// failed ADD leaves nothing behind.
+    /// failed ADD leaves nothing behind. While it runs, its progress is
+    /// recorded as pending, for a DEL after a crash.
     pub async fn add(&self, pod: &PodNetwork) -> Result<PodIps, CniError> {
         check_container_id(&pod.container_id)?;
         let _guard = self.locks.lock(&pod.container_id).await;
@@ -125,20 +140,28 @@ impl Cni {
             let target = target(&attachment, &attachment.netns, &args);
             self.chain().undo_add(&attachment.network, target, attachment.result.as_ref()).await;
         }
+        let pending = self.pending.path(&attachment.network.name, &attachment.container_id, &attachment.ifname);
+        self.pending.remove(&pending).await?;
         added
     }
 
     /// Runs the ADD chain, keeping its latest result in `attachment.result`
-    /// (also on failure, for the undo), and caches the attachment.
+    /// (also on failure, for the undo) and in the pending record, and
+    /// caches the attachment once every plugin succeeded.
     async fn attach(&self, attachment: &mut Attachment) -> Result<PodIps, CniError> {
         let args = joined(attachment);
-        let target = Target {
-            container_id: &attachment.container_id,
-            netns: &attachment.netns,
-            cni_args: &args,
-            capability_args: &attachment.capability_args,
-        };
-        self.chain().add(&attachment.network, target, &mut attachment.result).await?;
+        self.pending.store(attachment).await?;
+        for plugin in &attachment.network.plugins {
+            let target = Target {
+                container_id: &attachment.container_id,
+                netns: &attachment.netns,
+                cni_args: &args,
+                capability_args: &attachment.capability_args,
+            };
+            self.chain().add_one(&attachment.network, plugin, target, &mut attachment.result).await?;
+            self.pending.store(attachment).await?;
+        }
+        self.crash.at(fault::point::AFTER_CNI_ADD);
         let result = attachment.result.as_ref().unwrap_or(&serde_json::Value::Null);
         let ips = result::pod_ips(result, IFNAME).map_err(|reason| CniError::BadResult {
             network: attachment.network.name.clone(),
@@ -151,8 +174,8 @@ impl Cni {
     }
 
     /// DEL: undoes the sandbox's attachment with the config and result
-    /// cached by ADD (else with the current config), and removes the cache
-    /// entry. Safe to repeat. Works after a pinshim restart and when the
+    /// cached by ADD (or recorded by an ADD a crash cut short; else with the
+    /// current config), and removes the cache entries. Safe to repeat. Works after a pinshim restart and when the
     /// network namespace is gone (`netns` is `None` or no longer exists):
     /// plugins then get an empty `CNI_NETNS`, as the spec allows for DEL.
     /// With nothing cached and no valid config there is nothing to run, and
@@ -161,7 +184,10 @@ impl Cni {
         check_container_id(&pod.container_id)?;
         let _guard = self.locks.lock(&pod.container_id).await;
         let netns = live_netns(pod.netns.as_deref()).await;
-        let (usable, stale) = split_cached(self.cache.find(&pod.container_id, IFNAME).await?);
+        let (mut usable, mut stale) = split_cached(self.cache.find(&pod.container_id, IFNAME).await?);
+        let (pending, pending_stale) = split_cached(self.pending.find(&pod.container_id, IFNAME).await?);
+        usable.extend(pending);
+        stale.extend(pending_stale);
         if usable.is_empty() {
             self.del_with_current_config(pod, &netns, !stale.is_empty()).await?;
         }
@@ -219,6 +245,12 @@ impl Cni {
         let Some((_, attachment)) = cached.into_iter().next() else { return Ok(None) };
         let result = attachment.result.unwrap_or(serde_json::Value::Null);
         Ok(result::pod_ips(&result, IFNAME).ok().map(|ips| PodIps { ips }))
+    }
+
+    /// Which of `container_ids` have finished an ADD and are recorded as
+    /// attached, from one listing of the cache (no entry is read).
+    pub async fn attached_among(&self, container_ids: &[&str]) -> Result<Vec<String>, CniError> {
+        self.cache.holding(container_ids, IFNAME).await
     }
 
     async fn usable_cached(&self, pod: &PodNetwork) -> Result<Vec<(PathBuf, Attachment)>, CniError> {

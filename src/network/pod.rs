@@ -17,9 +17,10 @@ const UNLIMITED_BURST: u64 = i32::MAX as u64;
 pub struct PodNetwork {
     /// The sandbox ID, used as `CNI_CONTAINERID`.
     pub container_id: String,
-    /// The pod's network namespace, e.g. `/proc/<pid>/ns/net` of the infra
-    /// process; `None` once it is gone. The caller makes sure a `/proc` path
-    /// still belongs to the pod (a reused PID would name another namespace).
+    /// The pod's network namespace: its pin (`NetnsPins`), or
+    /// `/proc/<pid>/ns/net` of the infra process; `None` once it is gone.
+    /// The caller makes sure a `/proc` path still belongs to the pod (a
+    /// reused PID would name another namespace).
     pub netns: Option<PathBuf>,
     /// The pod's name (`K8S_POD_NAME`).
     pub pod_name: String,

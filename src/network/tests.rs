@@ -300,3 +300,31 @@ async fn unusable_cache_entry_falls_back_to_the_current_config_and_is_removed() 
     assert_eq!(order, ["DEL ports", "DEL iface"]);
     assert!(!stale.exists());
 }
+
+#[tokio::test]
+async fn add_cut_short_leaves_a_pending_record_that_del_undoes() {
+    let world = setup("1.0.0");
+    // The second plugin never answers: the ADD is dropped midway, as a crash would.
+    let hang = world.dir("bin").join("ports");
+    std::fs::write(&hang, "#!/bin/sh\n[ \"$CNI_COMMAND\" = ADD ] && exec sleep 30\ncat > /dev/null\n").unwrap();
+    let cni = world.cni();
+    assert!(tokio::time::timeout(Duration::from_millis(1500), cni.add(&world.pod())).await.is_err());
+    assert!(world.dir("cache").join("pending/testnet-sandbox1-eth0").is_file());
+    assert!(cni.attached_among(&["sandbox1"]).await.unwrap().is_empty(), "an unfinished ADD is not attached");
+    assert_eq!(cni.ips("sandbox1").await.unwrap(), None);
+    cni.del(&world.pod()).await.unwrap();
+    let calls = world.calls();
+    let dels: Vec<_> = calls.iter().filter(|c| c.command == "DEL").collect();
+    assert_eq!(dels.len(), 1, "{calls:?}");
+    assert_eq!(dels[0].stdin["prevResult"], iface_result(), "DEL gets what the ADD got so far");
+    assert!(!world.dir("cache").join("pending/testnet-sandbox1-eth0").exists());
+}
+
+#[tokio::test]
+async fn finished_add_leaves_no_pending_record_and_counts_as_attached() {
+    let world = setup("1.0.0");
+    let cni = world.cni();
+    cni.add(&world.pod()).await.unwrap();
+    assert!(!world.dir("cache").join("pending/testnet-sandbox1-eth0").exists());
+    assert_eq!(cni.attached_among(&["sandbox1", "other"]).await.unwrap(), ["sandbox1"]);
+}

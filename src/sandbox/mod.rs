@@ -4,14 +4,16 @@
 mod dns;
 mod error;
 mod network;
+mod recovery;
 mod spec;
 mod validate;
 
 pub use dns::DnsConfig;
 pub use error::SandboxError;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::container::labels;
 use crate::cri::api;
@@ -19,7 +21,7 @@ use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError, ign
 use crate::host::HostLimits;
 use crate::image::ImageService;
 use crate::index::ContainerIndex;
-use crate::network::Cni;
+use crate::network::{Cni, CrashHook, NetnsPins, SandboxLocks, crash_point};
 use crate::time::now_nanos;
 use network::NetworkKind;
 
@@ -31,6 +33,10 @@ const PAUSE_STOP_TIMEOUT_SECS: i64 = 10;
 pub struct SandboxConfig {
     pub infra_image: String,
     pub limits: HostLimits,
+    /// `--root-dir`: marks this instance's sandboxes; pins live under it.
+    pub root_dir: PathBuf,
+    /// Test-only fault hook; inert unless armed.
+    pub crash: CrashHook,
 }
 
 pub struct SandboxService {
@@ -43,6 +49,14 @@ pub struct SandboxService {
     pod_cidrs: std::sync::RwLock<Vec<String>>,
     /// Serves ListPodSandbox; told of every change made here.
     index: Arc<ContainerIndex>,
+    /// Each CNI pod's network namespace, pinned for the pod's lifetime.
+    pins: NetnsPins,
+    /// CNI sandboxes whose ADD finished and is cached: only they are READY.
+    /// Learnt from the cache after a restart; lost with the process.
+    networked: RwLock<HashSet<String>>,
+    /// One RunPodSandbox per Docker name at a time, so a leftover found
+    /// under the lock is abandoned, not being made.
+    runs: SandboxLocks,
 }
 
 /// A sandbox as stored in Docker, read back from its labels.
@@ -69,7 +83,21 @@ impl SandboxService {
         cni: Option<Arc<Cni>>,
         index: Arc<ContainerIndex>,
     ) -> Self {
-        SandboxService { docker, images, config, cni, pod_cidrs: Default::default(), index }
+        // Derived from --root-dir: instances sharing a dockerd each reconcile
+        // only their own pins, and no flag is needed. Any filesystem takes a
+        // bind mount onto a file; a reboot leaves plain files, read as unpinned.
+        let pins = NetnsPins::new(config.root_dir.join("netns"));
+        SandboxService {
+            docker,
+            images,
+            config,
+            cni,
+            pod_cidrs: Default::default(),
+            index,
+            pins,
+            networked: Default::default(),
+            runs: SandboxLocks::default(),
+        }
     }
 
     /// Records the node's pod CIDR(s) (comma-separated) for later pods.
@@ -102,9 +130,11 @@ impl SandboxService {
         let runtime = self.runtime_for(runtime_handler).await?;
         let image_id = self.infra_image().await?;
         let network = self.network_kind(config);
-        let spec =
+        let mut spec =
             spec::create_spec(config, network, runtime_handler, runtime, &image_id, &self.config.limits, now_nanos())?;
+        spec.labels.insert(labels::ROOT_DIR.to_string(), self.root_dir_label());
         let name = spec.name.clone();
+        let _making = self.runs.lock(&name).await;
         let id = match self.docker.create_container(spec.clone()).await {
             Err(DockerError::Conflict(_)) => {
                 self.replace_leftover(&name).await?;
@@ -114,7 +144,9 @@ impl SandboxService {
         };
         let started = self.start(&id, config, network).await;
         if started.is_err() {
-            // A pod that did not start must not linger half-made.
+            // A pod that did not start must not linger half-made (a failed
+            // ADD has undone itself).
+            let _ = self.release_pin(&id).await;
             let _ = self.docker.remove_container(&id).await;
         }
         self.index.refresh(&id).await;
@@ -125,29 +157,17 @@ impl SandboxService {
 
     async fn start(&self, id: &str, config: &api::PodSandboxConfig, network: NetworkKind) -> Result<(), SandboxError> {
         self.docker.start_container(id).await?;
+        self.config.crash.at(crash_point::AFTER_PAUSE_START);
         let details = self.docker.inspect_container(id).await?.ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
+        // DNS first: the cached ADD result, written last, marks a finished pod.
+        write_dns(config, &details.resolv_conf_path).await?;
         if let (NetworkKind::Cni, Some(cni)) = (network, &self.cni) {
-            // A failed ADD undoes itself; the caller removes the pause container.
-            cni.add(&network::pod_network(id, Some(details.state.pid), config, self.pod_cidrs())).await?;
+            let netns = self.pins.pin(id, details.state.pid).await.map_err(|e| self.pin_error(id, e))?;
+            self.config.crash.at(crash_point::AFTER_NETNS_PIN);
+            cni.add(&network::pod_network(id, Some(netns), config, self.pod_cidrs())).await?;
+            self.set_networked(id, true);
         }
-        let dns = config.dns_config.as_ref().map(spec::dns_config).unwrap_or_default();
-        if dns.is_empty() {
-            return Ok(());
-        }
-        let path = details.resolv_conf_path;
-        tokio::fs::write(&path, dns.render()).await.map_err(|source| SandboxError::Io { path, source })
-    }
-
-    /// A leftover of an earlier, interrupted attempt with the same name is
-    /// removed if it never became a running pod; a live one is a conflict.
-    async fn replace_leftover(&self, name: &str) -> Result<(), SandboxError> {
-        match self.docker.inspect_container(name).await? {
-            Some(old) if labels::get(&old.labels, labels::KIND) == labels::KIND_SANDBOX && !old.state.running => {
-                tracing::warn!(name, sandbox_id = %old.id, "removing leftover sandbox container with the same name");
-                self.remove(&old.id).await
-            }
-            _ => Err(SandboxError::AlreadyExists(name.to_string())),
-        }
+        Ok(())
     }
 
     async fn runtime_for(&self, handler: &str) -> Result<Option<String>, SandboxError> {
@@ -215,19 +235,43 @@ impl SandboxService {
             ignore_missing(self.docker.remove_container(&container.id).await)?;
         }
         self.detach_network(sandbox, pid).await?;
+        self.release_pin(&sandbox.id).await?;
         ignore_missing(self.docker.remove_container(&sandbox.id).await)?;
         Ok(())
     }
 
     /// CNI DEL, from the attachment cache; idempotent, and works when the
-    /// pod's namespace is already gone or pinshim restarted since ADD.
-    /// `pid` is the infra process (0 when it is not running).
+    /// infra process is gone (the pin still holds the namespace) or
+    /// pinshim restarted since ADD. `pid` is the infra process (0 when it
+    /// is not running).
     async fn detach_network(&self, sandbox: &Sandbox, pid: i64) -> Result<(), SandboxError> {
         let (NetworkKind::Cni, Some(cni)) = (sandbox.network, &self.cni) else { return Ok(()) };
-        let pid = Some(pid).filter(|p| *p > 0);
+        let netns = self.netns_of(&sandbox.id, pid).await;
         let config = api::PodSandboxConfig { metadata: Some(sandbox.metadata.clone()), ..Default::default() };
-        cni.del(&network::pod_network(&sandbox.id, pid, &config, self.pod_cidrs())).await?;
+        cni.del(&network::pod_network(&sandbox.id, netns, &config, self.pod_cidrs())).await?;
+        self.set_networked(&sandbox.id, false);
         Ok(())
+    }
+
+    /// The pod's namespace for the plugins: its pin, else (a pod pinned by
+    /// no one, from an older pinshim) the running infra process's.
+    async fn netns_of(&self, sandbox_id: &str, pid: i64) -> Option<PathBuf> {
+        if self.pins.is_pinned(sandbox_id).await {
+            return Some(self.pins.path(sandbox_id));
+        }
+        Some(pid).filter(|p| *p > 0).map(|p| PathBuf::from(format!("/proc/{p}/ns/net")))
+    }
+
+    async fn release_pin(&self, sandbox_id: &str) -> Result<(), SandboxError> {
+        self.pins.release(sandbox_id).await.map_err(|e| self.pin_error(sandbox_id, e))
+    }
+
+    fn pin_error(&self, sandbox_id: &str, source: std::io::Error) -> SandboxError {
+        SandboxError::Io { path: self.pins.path(sandbox_id).display().to_string(), source }
+    }
+
+    fn root_dir_label(&self) -> String {
+        self.config.root_dir.display().to_string()
     }
 
     async fn members(&self, sandbox_id: &str) -> Result<Vec<ContainerSummary>, SandboxError> {
@@ -252,7 +296,7 @@ impl SandboxService {
     /// network namespace is the pod's.
     pub async fn port_forward_request(&self, id: &str) -> Result<crate::stream::StreamRequest, SandboxError> {
         let (sandbox, details) = self.get(id).await?;
-        if !sandbox.ready || details.state.pid <= 0 {
+        if !self.is_ready(&sandbox).await || details.state.pid <= 0 {
             return Err(SandboxError::NotReady(sandbox.id));
         }
         Ok(crate::stream::StreamRequest::PortForward { sandbox_id: sandbox.id, pid: details.state.pid })
@@ -277,6 +321,8 @@ impl SandboxService {
         details: &ContainerDetails,
         verbose: bool,
     ) -> Result<api::PodSandboxStatusResponse, SandboxError> {
+        let mut sandbox = sandbox;
+        sandbox.ready = self.is_ready(&sandbox).await;
         let network = self.network_status(&sandbox, details).await?;
         let mut info = HashMap::new();
         if verbose {
@@ -332,7 +378,7 @@ impl SandboxService {
     /// ListPodSandbox with its filters: ID or ID prefix, state, labels.
     /// Served from the index when it is in step with Docker.
     pub async fn list(&self, filter: Option<&api::PodSandboxFilter>) -> Result<Vec<api::PodSandbox>, SandboxError> {
-        let found: Vec<Sandbox> = match self.index.snapshot(labels::KIND_SANDBOX) {
+        let mut found: Vec<Sandbox> = match self.index.snapshot(labels::KIND_SANDBOX) {
             Some(all) => all.iter().map(|d| from_details(d)).collect(),
             None => self
                 .docker
@@ -342,6 +388,10 @@ impl SandboxService {
                 .map(|s| from_labels(&s.id, &s.labels, s.status == "running", s.created * 1_000_000_000))
                 .collect(),
         };
+        self.learn_networked(&found).await;
+        for sandbox in &mut found {
+            sandbox.ready = self.ready_now(sandbox);
+        }
         let mut sandboxes: Vec<api::PodSandbox> = found
             .into_iter()
             .filter(|s| filter.is_none_or(|f| matches(s, f)))
@@ -366,11 +416,65 @@ impl SandboxService {
     pub fn indexed(&self, filter: &api::PodSandboxFilter) -> Option<Vec<(Sandbox, Arc<ContainerDetails>)>> {
         let all = self.index.snapshot(labels::KIND_SANDBOX)?;
         let matching = all.into_iter().filter_map(|d| {
-            let sandbox = from_details(&d);
+            let mut sandbox = from_details(&d);
+            sandbox.ready = self.ready_now(&sandbox);
             matches(&sandbox, filter).then_some((sandbox, d))
         });
         Some(matching.collect())
     }
+}
+
+impl SandboxService {
+    /// READY: the pause container runs and, with CNI, its ADD finished and
+    /// was cached (a pod whose RunPodSandbox was cut short is NOTREADY).
+    async fn is_ready(&self, sandbox: &Sandbox) -> bool {
+        self.learn_networked(std::slice::from_ref(sandbox)).await;
+        self.ready_now(sandbox)
+    }
+
+    /// `is_ready` as far as already known, without I/O.
+    fn ready_now(&self, sandbox: &Sandbox) -> bool {
+        let networked = || self.networked.read().unwrap_or_else(PoisonError::into_inner).contains(&sandbox.id);
+        sandbox.ready && (sandbox.network != NetworkKind::Cni || self.cni.is_none() || networked())
+    }
+
+    /// Looks up, in one listing of the CNI cache, which running CNI
+    /// sandboxes not yet known to be networked are: after a restart, or
+    /// pods of another instance. Nothing to look up costs nothing.
+    async fn learn_networked(&self, sandboxes: &[Sandbox]) {
+        let Some(cni) = &self.cni else { return };
+        let unknown: Vec<&str> = {
+            let known = self.networked.read().unwrap_or_else(PoisonError::into_inner);
+            let unknown = sandboxes.iter().filter(|s| s.ready && s.network == NetworkKind::Cni);
+            unknown.map(|s| s.id.as_str()).filter(|id| !known.contains(*id)).collect()
+        };
+        if unknown.is_empty() {
+            return;
+        }
+        match cni.attached_among(&unknown).await {
+            Ok(found) => self.networked.write().unwrap_or_else(PoisonError::into_inner).extend(found),
+            Err(error) => tracing::warn!(%error, "cannot read the cni cache: unknown pods stay not ready"),
+        }
+    }
+
+    fn set_networked(&self, sandbox_id: &str, networked: bool) {
+        let mut set = self.networked.write().unwrap_or_else(PoisonError::into_inner);
+        if networked {
+            set.insert(sandbox_id.to_string());
+        } else {
+            set.remove(sandbox_id);
+        }
+    }
+}
+
+/// Writes the pod's resolv.conf when the config sets DNS.
+async fn write_dns(config: &api::PodSandboxConfig, path: &str) -> Result<(), SandboxError> {
+    let dns = config.dns_config.as_ref().map(spec::dns_config).unwrap_or_default();
+    if dns.is_empty() {
+        return Ok(());
+    }
+    let io = |source| SandboxError::Io { path: path.to_string(), source };
+    tokio::fs::write(path, dns.render()).await.map_err(io)
 }
 
 fn matches(s: &Sandbox, f: &api::PodSandboxFilter) -> bool {

@@ -46,18 +46,18 @@ impl NetworkKind {
     }
 }
 
-/// What the plugins are told about a pod whose infra process is `pid`
-/// (`None`: gone, as DEL allows).
+/// What the plugins are told about a pod whose network namespace is at
+/// `netns` (`None`: gone, as DEL allows).
 pub fn pod_network(
     sandbox_id: &str,
-    pid: Option<i64>,
+    netns: Option<PathBuf>,
     config: &api::PodSandboxConfig,
     ip_ranges: Vec<String>,
 ) -> PodNetwork {
     let metadata = config.metadata.clone().unwrap_or_default();
     PodNetwork {
         container_id: sandbox_id.to_string(),
-        netns: pid.filter(|p| *p > 0).map(|p| PathBuf::from(format!("/proc/{p}/ns/net"))),
+        netns,
         pod_name: metadata.name,
         pod_namespace: metadata.namespace,
         pod_uid: metadata.uid,
@@ -148,8 +148,8 @@ mod tests {
             annotations: [(INGRESS_BANDWIDTH.to_string(), "1M".to_string())].into(),
             ..Default::default()
         };
-        let pod = pod_network("abc", Some(42), &config, vec![]);
-        assert_eq!(pod.netns, Some(PathBuf::from("/proc/42/ns/net")));
+        let pod = pod_network("abc", Some(PathBuf::from("/run/netns/abc")), &config, vec![]);
+        assert_eq!(pod.netns, Some(PathBuf::from("/run/netns/abc")));
         assert_eq!(pod.port_mappings[0].protocol, "tcp");
         assert_eq!(pod.ingress_bandwidth, Some(1_000_000));
         assert_eq!(pod_network("abc", None, &config, vec![]).netns, None);

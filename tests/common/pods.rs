@@ -514,16 +514,27 @@ pub async fn docker_has_memory_limits() -> bool {
 pub struct CrashableShim {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Environment of the next start (e.g. a test fault hook).
+    pub env: Vec<(String, String)>,
     pub runtime: Rt,
     pub images: Images,
 }
 
 impl CrashableShim {
     pub async fn start() -> CrashableShim {
+        Self::start_with_env(Vec::new()).await
+    }
+
+    pub async fn start_with_env(env: Vec<(String, String)>) -> CrashableShim {
         let dir = tempfile::tempdir().expect("temp dir");
-        let child = super::spawn(dir.path(), &[], &[]);
+        let child = super::spawn(dir.path(), &[], &env);
         let channel = connect_when_listening(dir.path()).await;
-        CrashableShim { dir, child: Some(child), runtime: Rt::new(channel.clone()), images: Images::new(channel) }
+        CrashableShim { dir, child: Some(child), env, runtime: Rt::new(channel.clone()), images: Images::new(channel) }
+    }
+
+    /// The `--root-dir` the process runs with.
+    pub fn root_dir(&self) -> PathBuf {
+        self.dir.path().join("root")
     }
 
     /// SIGKILL: no clean-up of any kind in pinshim.
@@ -538,7 +549,7 @@ impl CrashableShim {
     /// hold the stale socket of the killed one.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "kill_hard first");
-        self.child = Some(super::spawn(self.dir.path(), &[], &[]));
+        self.child = Some(super::spawn(self.dir.path(), &[], &self.env));
         let channel = connect_when_listening(self.dir.path()).await;
         self.runtime = Rt::new(channel.clone());
         self.images = Images::new(channel);
