@@ -181,14 +181,25 @@ pub async fn connect(socket: &Path) -> Channel {
         assert!(Instant::now() < deadline, "pinshim did not listen on {}", socket.display());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A connection can still break while a restarted pinshim takes over a
+    // stale socket: try again until the deadline.
     let socket = socket.to_path_buf();
-    Endpoint::from_static("http://pinshim.invalid")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move { tokio::net::UnixStream::connect(socket).await.map(TokioIo::new) }
-        }))
-        .await
-        .expect("connect to pinshim")
+    loop {
+        let path = socket.clone();
+        let connected = Endpoint::from_static("http://pinshim.invalid")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let path = path.clone();
+                async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+            }))
+            .await;
+        match connected {
+            Ok(channel) => return channel,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("connect to pinshim on {}: {e:?}", socket.display()),
+        }
+    }
 }
 
 /// A Docker client for checks the CRI cannot make.
