@@ -9,6 +9,7 @@ pub mod container;
 pub mod cri;
 pub mod disk_usage;
 pub mod docker;
+pub mod fault;
 pub mod host;
 pub mod image;
 pub mod index;

@@ -150,7 +150,7 @@ impl LogManager {
     }
 
     async fn copy(&self, id: &str, opened: OpenedLog, mut reopen: mpsc::Receiver<ReopenReply>) -> std::io::Result<()> {
-        let position_file = self.positions.join(format!("{id}{POSITION_SUFFIX}"));
+        let position_file = self.position_file(id);
         let OpenedLog { path, file: mut log } = opened;
         let since_secs = log.last_nanos / 1_000_000_000;
         let mut entries = self.docker.follow_logs(id, since_secs).await.map_err(std::io::Error::other)?;
@@ -181,7 +181,7 @@ impl LogManager {
 
     /// Forgets a removed container's position file.
     pub async fn forget(&self, id: &str) {
-        let _ = tokio::fs::remove_file(self.positions.join(format!("{id}{POSITION_SUFFIX}"))).await;
+        let _ = tokio::fs::remove_file(self.position_file(id)).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Follower>> {

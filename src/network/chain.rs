@@ -1,6 +1,7 @@
 //! Running a network's plugin chain: ADD in order (one plugin at a time, so
-//! the caller can record progress) with each result feeding the next plugin, DEL in reverse order with the ADD result, CHECK in order
-//! with the ADD result, and STATUS to ask whether the plugins are ready.
+//! the caller can record progress) with each result feeding the next
+//! plugin, DEL in reverse order with the ADD result, CHECK in order with the
+//! ADD result, and STATUS to ask whether the plugins are ready.
 
 use serde_json::{Map, Value};
 

@@ -9,7 +9,6 @@ mod chain;
 mod config;
 mod error;
 mod exec;
-mod fault;
 mod lock;
 mod netns;
 mod pod;
@@ -24,11 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{CniError, ConfigError, SkippedConfig};
-pub use fault::{CRASH_AT_VAR, CrashHook, point as crash_point};
 pub(crate) use lock::SandboxLocks;
 pub use netns::NetnsPins;
 pub use pod::{DnsCapability, PodIps, PodNetwork, PortMapping};
 
+use crate::fault::{self, CrashHook};
 use cache::{Attachment, Cache, Cached};
 use chain::{Chain, IFNAME, Target};
 use exec::{Command, PluginRunner};
@@ -140,8 +139,13 @@ impl Cni {
             let target = target(&attachment, &attachment.netns, &args);
             self.chain().undo_add(&attachment.network, target, attachment.result.as_ref()).await;
         }
+        // A stale record only makes a later DEL run once more (DEL is
+        // idempotent): failing a finished ADD over it would leak the pod's
+        // network, as nobody would undo it.
         let pending = self.pending.path(&attachment.network.name, &attachment.container_id, &attachment.ifname);
-        self.pending.remove(&pending).await?;
+        if let Err(error) = self.pending.remove(&pending).await {
+            tracing::warn!(path = %pending.display(), %error, "cannot remove the record of a finished cni add");
+        }
         added
     }
 
@@ -175,8 +179,8 @@ impl Cni {
 
     /// DEL: undoes the sandbox's attachment with the config and result
     /// cached by ADD (or recorded by an ADD a crash cut short; else with the
-    /// current config), and removes the cache entries. Safe to repeat. Works after a pinshim restart and when the
-    /// network namespace is gone (`netns` is `None` or no longer exists):
+    /// current config), and removes the cache entries. Safe to repeat.
+    /// Works after a pinshim restart and when the network namespace is gone (`netns` is `None` or no longer exists):
     /// plugins then get an empty `CNI_NETNS`, as the spec allows for DEL.
     /// With nothing cached and no valid config there is nothing to run, and
     /// that is not an error.

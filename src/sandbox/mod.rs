@@ -18,10 +18,11 @@ use std::sync::{Arc, PoisonError, RwLock};
 use crate::container::labels;
 use crate::cri::api;
 use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError, ignore_missing};
+use crate::fault::{self, CrashHook};
 use crate::host::HostLimits;
 use crate::image::ImageService;
 use crate::index::ContainerIndex;
-use crate::network::{Cni, CrashHook, NetnsPins, SandboxLocks, crash_point};
+use crate::network::{Cni, NetnsPins, SandboxLocks};
 use crate::time::now_nanos;
 use network::NetworkKind;
 
@@ -157,13 +158,13 @@ impl SandboxService {
 
     async fn start(&self, id: &str, config: &api::PodSandboxConfig, network: NetworkKind) -> Result<(), SandboxError> {
         self.docker.start_container(id).await?;
-        self.config.crash.at(crash_point::AFTER_PAUSE_START);
+        self.config.crash.at(fault::point::AFTER_PAUSE_START);
         let details = self.docker.inspect_container(id).await?.ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
         // DNS first: the cached ADD result, written last, marks a finished pod.
         write_dns(config, &details.resolv_conf_path).await?;
         if let (NetworkKind::Cni, Some(cni)) = (network, &self.cni) {
             let netns = self.pins.pin(id, details.state.pid).await.map_err(|e| self.pin_error(id, e))?;
-            self.config.crash.at(crash_point::AFTER_NETNS_PIN);
+            self.config.crash.at(fault::point::AFTER_NETNS_PIN);
             cni.add(&network::pod_network(id, Some(netns), config, self.pod_cidrs())).await?;
             self.set_networked(id, true);
         }
@@ -284,7 +285,16 @@ impl SandboxService {
         if id.is_empty() {
             return Err(invalid("pod sandbox id is required"));
         }
-        Ok(self.docker.inspect_by_id(id).await?.filter(is_sandbox).map(|d| (from_details(&d), d)))
+        let Some(details) = self.docker.inspect_by_id(id).await?.filter(is_sandbox) else { return Ok(None) };
+        Ok(Some((self.read_back(&details).await, details)))
+    }
+
+    /// The sandbox its infra container's details describe, READY only as
+    /// `is_ready` decides.
+    async fn read_back(&self, details: &ContainerDetails) -> Sandbox {
+        let mut sandbox = from_details(details);
+        sandbox.ready = self.is_ready(&sandbox).await;
+        sandbox
     }
 
     /// Like `find`, but an absent sandbox is `NotFound`.
@@ -296,7 +306,7 @@ impl SandboxService {
     /// network namespace is the pod's.
     pub async fn port_forward_request(&self, id: &str) -> Result<crate::stream::StreamRequest, SandboxError> {
         let (sandbox, details) = self.get(id).await?;
-        if !self.is_ready(&sandbox).await || details.state.pid <= 0 {
+        if !sandbox.ready || details.state.pid <= 0 {
             return Err(SandboxError::NotReady(sandbox.id));
         }
         Ok(crate::stream::StreamRequest::PortForward { sandbox_id: sandbox.id, pid: details.state.pid })
@@ -312,7 +322,7 @@ impl SandboxService {
     /// without asking Docker: for events while dockerd shuts down.
     pub async fn last_known_status(&self, id: &str) -> Option<api::PodSandboxStatus> {
         let details = self.index.last_known(id).filter(|d| is_sandbox(d))?;
-        self.status_from(from_details(&details), &details, false).await.ok()?.status
+        self.status_from(self.read_back(&details).await, &details, false).await.ok()?.status
     }
 
     async fn status_from(
@@ -321,8 +331,6 @@ impl SandboxService {
         details: &ContainerDetails,
         verbose: bool,
     ) -> Result<api::PodSandboxStatusResponse, SandboxError> {
-        let mut sandbox = sandbox;
-        sandbox.ready = self.is_ready(&sandbox).await;
         let network = self.network_status(&sandbox, details).await?;
         let mut info = HashMap::new();
         if verbose {

@@ -5,7 +5,7 @@
 //! start-up and when a retry of the same pod meets one. Pins whose sandbox
 //! is gone are released.
 
-use super::{SandboxError, SandboxService, from_details, is_sandbox, network};
+use super::{SandboxError, SandboxService, is_sandbox, network};
 use crate::container::labels;
 use crate::cri::api;
 use crate::docker::ContainerDetails;
@@ -49,7 +49,7 @@ impl SandboxService {
     }
 
     async fn finished_and_running(&self, details: &ContainerDetails) -> bool {
-        self.is_ready(&from_details(details)).await
+        self.read_back(details).await.ready
     }
 
     /// Pins left by a sandbox removed behind pinshim's back, or by a crash
