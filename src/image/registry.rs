@@ -135,9 +135,17 @@ impl Registry {
     }
 
     /// The first endpoint able to pull that has the digest; the upstream
-    /// is the last resort even when it cannot be asked. Docker's trust for
+    /// is the last resort even when it cannot be asked. `confirmed` is the
+    /// endpoint that just served the manifest (resolving the tag or
+    /// confirming the digest): it is not asked again. Docker's trust for
     /// the chosen host is brought in line with hosts.toml first.
-    pub async fn pull_source(&self, reference: &ImageReference, digest: &Digest, targets: &[Endpoint]) -> PullSource {
+    pub async fn pull_source(
+        &self,
+        reference: &ImageReference,
+        digest: &Digest,
+        targets: &[Endpoint],
+        confirmed: &str,
+    ) -> PullSource {
         let repo = reference.repository();
         for target in targets.iter().filter(|t| t.host.capabilities.pull) {
             let Some((name, authority)) = DistributionClient::docker_names(&target.host, repo.path()) else {
@@ -145,7 +153,7 @@ impl Registry {
                 continue;
             };
             let creds = target.credentials.as_ref().and_then(wire_credentials);
-            if !target.upstream {
+            if !target.upstream && target.host.url != confirmed {
                 match self.client.has_manifest(&target.host, repo.path(), digest.as_str(), creds.as_ref()).await {
                     Ok(true) => {}
                     Ok(false) => continue,

@@ -15,7 +15,7 @@ use super::error::ImageError;
 use super::policy::{PolicyFile, Verdict};
 use super::records::TagRecords;
 use super::reference::{Digest, ImageReference, Target};
-use super::registry::{self, Endpoint, Registry};
+use super::registry::{self, Endpoint, Registry, Resolution};
 use super::single_flight::SingleFlight;
 use crate::disk_usage::{FsUsage, FsUsageCache};
 use crate::docker::{Docker, DockerError, DockerImage, ignore_missing};
@@ -167,23 +167,24 @@ impl ImageService {
         let started = Instant::now();
         let resolution = self.registry.resolve(&reference, &targets).await;
         audit_log::resolution(&reference, &resolution, started.elapsed());
+        if let (Err(ImageError::RegistryUnavailable { .. }), None, Some(digest)) =
+            (&resolution, reference.tag(), reference.digest())
+        {
+            return self.held_digest(&reference, digest).await;
+        }
         let resolution = match resolution {
             Ok(resolution) => resolution,
-            Err(ImageError::RegistryUnavailable { .. }) if reference.tag().is_none() => {
-                let digest = reference.digest().cloned();
-                return self.held_digest(&reference, digest).await;
-            }
             Err(ImageError::RegistryUnavailable { .. }) if !self.policy.current()?.require_digest_resolution() => {
                 return self.pull_by_tag(&reference, &targets).await;
             }
             Err(e) => return Err(e),
         };
-        let digest = resolution.digest;
+        let Resolution { digest, host: resolved_by } = resolution;
         self.admit(&reference, Some(&digest))?;
         let pinned = ImageReference::with_digest(repo.clone(), digest.clone());
         let image = match self.find_pinned(&pinned, &digest).await? {
             Some(image) => image,
-            None => self.pull_pinned(&reference, &pinned, &digest, &targets).await?,
+            None => self.pull_pinned(&reference, &pinned, &digest, &targets, &resolved_by).await?,
         };
         if let Some(tag) = reference.tag() {
             self.docker.tag_image(&image.id, &repo.to_string(), tag).await?;
@@ -243,8 +244,9 @@ impl ImageService {
         pinned: &ImageReference,
         digest: &Digest,
         targets: &[Endpoint],
+        resolved_by: &str,
     ) -> Result<DockerImage, ImageError> {
-        let source = self.registry.pull_source(reference, digest, targets).await;
+        let source = self.registry.pull_source(reference, digest, targets, resolved_by).await;
         let from = format!("{}@{digest}", source.repository);
         tracing::info!(reference = %pinned, from = %from, "pulling by digest");
         let started = Instant::now();
@@ -276,15 +278,9 @@ impl ImageService {
     /// A pull by digest while no endpoint answers: the copy Docker holds,
     /// if any (nobody could have been refused it), else the registry's
     /// unavailability.
-    async fn held_digest(&self, reference: &ImageReference, digest: Option<Digest>) -> PullResult {
-        let held = match &digest {
-            Some(digest) => {
-                self.admit(reference, Some(digest))?;
-                self.find_pinned(reference, digest).await?
-            }
-            None => None,
-        };
-        match held {
+    async fn held_digest(&self, reference: &ImageReference, digest: &Digest) -> PullResult {
+        self.admit(reference, Some(digest))?;
+        match self.find_pinned(reference, digest).await? {
             Some(image) => {
                 tracing::warn!(reference = %reference, "registry unreachable; answering with the copy docker holds");
                 Ok(Pulled { image_id: image.id, canonical: reference.to_string() })
