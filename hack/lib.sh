@@ -19,6 +19,8 @@ PINSHIM_PACKAGES=(docker.io docker-registry busybox-static containernetworking-p
                   apache2-utils curl iptables iproute2 ca-certificates jq)
 # shellcheck source=hack/tls.sh
 source "$(dirname "${BASH_SOURCE[0]}")/tls.sh"
+# shellcheck source=hack/engines.sh
+source "$(dirname "${BASH_SOURCE[0]}")/engines.sh"
 
 PINSHIM_DOCKERD_LOG=/var/log/pinshim-dockerd.log
 PINSHIM_DOCKERD_PIDFILE="${PINSHIM_TEST_STATE}/dockerd.pid"

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Bring up the test environment, build pinshim and run it in the foreground
 # on the standard socket. Extra arguments are passed to pinshim.
+# PINSHIM_ENGINE picks the Docker Engine, as for hack/test.sh.
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+engine="${PINSHIM_ENGINE:-${PINSHIM_DEFAULT_ENGINE}}"
+engine_check "${engine}"
+
 env_up
+use_engine "${engine}"
 export_test_env
 print_summary
 

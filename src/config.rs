@@ -92,6 +92,13 @@ pub struct Config {
     #[arg(long, env = "PINSHIM_CNI_CACHE_DIR", default_value = "/var/lib/cni/cache")]
     pub cni_cache_dir: PathBuf,
 
+    /// containerd's root directory, where Docker's containerd image store
+    /// keeps image content and snapshots (for ImageFsInfo). A dockerd that
+    /// runs its own containerd keeps them under its data root instead,
+    /// which is found without this.
+    #[arg(long, env = "PINSHIM_CONTAINERD_ROOT", default_value = "/var/lib/containerd")]
+    pub containerd_root: PathBuf,
+
     /// MTU for CNI plugins that take one, when their config sets none.
     #[arg(long, env = "PINSHIM_NETWORK_PLUGIN_MTU")]
     pub network_plugin_mtu: Option<u32>,

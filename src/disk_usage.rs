@@ -27,20 +27,23 @@ pub struct FsUsageCache {
 }
 
 impl FsUsageCache {
-    /// Usage of `dir`, measured afresh when the cached figure is stale or
-    /// was for another directory.
-    pub async fn usage(&self, dir: &Path) -> std::io::Result<FsUsage> {
+    /// Usage of `dirs` together, reported at the first of them; measured
+    /// afresh when the cached figure is stale or was for other directories.
+    pub async fn usage(&self, dirs: &[PathBuf]) -> std::io::Result<FsUsage> {
         let mut last = self.last.lock().await;
-        let mountpoint = dir.display().to_string();
+        let mountpoint = dirs.first().map(|d| d.display().to_string()).unwrap_or_default();
         if let Some((at, usage)) = last.as_ref()
             && at.elapsed() < MAX_AGE
             && usage.mountpoint == mountpoint
         {
             return Ok(usage.clone());
         }
-        let owned = dir.to_path_buf();
-        let (used_bytes, inodes_used) =
-            tokio::task::spawn_blocking(move || walk(&owned)).await.map_err(std::io::Error::other)??;
+        let owned = dirs.to_vec();
+        let (used_bytes, inodes_used) = tokio::task::spawn_blocking(move || {
+            owned.iter().try_fold((0, 0), |(bytes, inodes), dir| walk(dir).map(|(b, i)| (bytes + b, inodes + i)))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
         let usage = FsUsage { mountpoint, used_bytes, inodes_used, timestamp };
         *last = Some((Instant::now(), usage.clone()));
@@ -85,7 +88,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/a"), vec![1u8; 10_000]).unwrap();
         std::fs::hard_link(dir.path().join("sub/a"), dir.path().join("b")).unwrap();
-        let usage = FsUsageCache::default().usage(dir.path()).await.unwrap();
+        let usage = FsUsageCache::default().usage(&[dir.path().to_path_buf()]).await.unwrap();
         assert_eq!(usage.inodes_used, 2, "dir + one file; the hard link counts once");
         assert!(usage.used_bytes >= 10_000);
     }

@@ -14,8 +14,10 @@ pub const SANDBOX_OOM_SCORE_ADJ: i64 = -998;
 pub struct HostLimits {
     /// Negative `oom_score_adj` values can be set.
     pub negative_oom_score_adj: bool,
-    /// The capability bounding set is complete, so privileged containers can start.
-    pub privileged: bool,
+    /// The capability bounding set is complete. Where it is not, runc
+    /// cannot grant privileged containers every capability, and engines
+    /// before Docker 23 ask it to.
+    pub full_bounding_set: bool,
 }
 
 impl HostLimits {
@@ -30,13 +32,10 @@ impl HostLimits {
         let all = if last_cap >= 63 { u64::MAX } else { (1u64 << (last_cap + 1)) - 1 };
         let limits = HostLimits {
             negative_oom_score_adj: effective & (1 << CAP_SYS_RESOURCE) != 0,
-            privileged: bounding & all == all,
+            full_bounding_set: bounding & all == all,
         };
         if !limits.negative_oom_score_adj {
             tracing::warn!("no CAP_SYS_RESOURCE: negative OOM scores (sandboxes, guaranteed pods) are raised to 0");
-        }
-        if !limits.privileged {
-            tracing::warn!("incomplete capability bounding set: privileged containers will fail to start");
         }
         limits
     }
@@ -68,10 +67,10 @@ mod tests {
 
     #[test]
     fn clamps_only_when_unsupported() {
-        let limited = HostLimits { negative_oom_score_adj: false, privileged: false };
+        let limited = HostLimits { negative_oom_score_adj: false, full_bounding_set: false };
         assert_eq!(limited.oom_score_adj(-998), 0);
         assert_eq!(limited.oom_score_adj(500), 500);
-        let full = HostLimits { negative_oom_score_adj: true, privileged: true };
+        let full = HostLimits { negative_oom_score_adj: true, full_bounding_set: true };
         assert_eq!(full.oom_score_adj(-998), -998);
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::NetworkPlugin;
-use crate::docker::{Docker, DockerError};
+use crate::docker::{Docker, DockerError, Engine};
 use crate::network::Cni;
 
 /// Reported as the runtime name so nodes show `docker://<version>`.
@@ -29,6 +29,8 @@ pub struct Readiness {
     pub runtime: Condition,
     pub network: Condition,
     pub handlers: Vec<String>,
+    /// The engine, once dockerd has answered.
+    pub engine: Option<Engine>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +71,12 @@ impl Runtime {
             (NetworkPlugin::Docker, Ok(_)) => ready(),
             (NetworkPlugin::Cni, Ok(_)) => self.cni_readiness().await,
         };
+        let engine = match &info {
+            Ok(_) => self.docker.engine().await.ok(),
+            Err(_) => None,
+        };
         let handlers = info.map(|i| i.runtimes).unwrap_or_default();
-        Readiness { runtime, network, handlers }
+        Readiness { runtime, network, handlers, engine }
     }
 
     async fn cni_readiness(&self) -> Condition {

@@ -38,6 +38,10 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// How long in-flight calls may finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const SOCKET_MODE: u32 = 0o660;
+/// How often start-up asks a dockerd that is down what engine it is.
+const ENGINE_RETRY: Duration = Duration::from_secs(5);
+/// How long start-up waits for the clean-up after a crash before serving.
+const RECOVERY_WAIT: Duration = Duration::from_secs(10);
 /// Where Docker Engine looks for per-registry certificates.
 const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
 
@@ -96,10 +100,12 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
             registry_config_dir: config.registry_config_dir.clone(),
             docker_certs_dir: PathBuf::from(DOCKER_CERTS_DIR),
             policy_file: config.image_policy_file.clone(),
+            containerd_root: config.containerd_root.clone(),
         },
     )
     .await?;
     let limits = HostLimits::detect();
+    tokio::spawn(report_engine(docker.clone(), limits));
     let stop = CancellationToken::new();
     let index = ContainerIndex::new(docker.clone());
     index.spawn(stop.clone());
@@ -134,9 +140,10 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
         config.root_dir.clone(),
         index,
     ));
-    // In the background: a dockerd that hangs must not hold up serving
-    // (and readiness), which would only make kubelet wait longer.
-    tokio::spawn({
+    // kubelet lists pods as soon as it connects, so half-made sandboxes
+    // should be gone by then; but a dockerd that hangs must not hold up
+    // serving (and readiness), so the wait is bounded below.
+    let recovery = tokio::spawn({
         let (sandboxes, containers) = (sandboxes.clone(), containers.clone());
         async move {
             if let Err(e) = sandboxes.recover().await {
@@ -160,6 +167,9 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
     let stats = Arc::new(StatsService::new(docker.clone(), containers.clone(), sandboxes.clone()));
     let runtime = Arc::new(Runtime::new(docker, config.network_plugin, cni));
 
+    if tokio::time::timeout(RECOVERY_WAIT, recovery).await.is_err() {
+        tracing::warn!("still cleaning up after half-made pod sandboxes; serving meanwhile");
+    }
     let listener = socket.listen().await?;
     tracing::info!(socket = %socket, docker = %config.docker_endpoint, "serving CRI");
     // Ready means kubelet can connect; whether dockerd is up is Status's
@@ -261,6 +271,31 @@ fn socket_path(endpoint: &str) -> Result<PathBuf, ServeError> {
     match endpoint.strip_prefix("unix://") {
         Some(path) if path.starts_with('/') => Ok(PathBuf::from(path)),
         _ => Err(ServeError::Endpoint(endpoint.to_string())),
+    }
+}
+
+/// Logs the engine once dockerd answers, and what it means here: engines
+/// before Docker 23 ask runc for every capability a privileged container
+/// could have, which fails where the bounding set is incomplete.
+async fn report_engine(docker: Docker, limits: HostLimits) {
+    let engine = loop {
+        match docker.engine().await {
+            Ok(engine) => break engine,
+            Err(_) => tokio::time::sleep(ENGINE_RETRY).await,
+        }
+    };
+    tracing::info!(
+        version = %engine.version,
+        api_version = %engine.api_version,
+        image_store = ?engine.image_store,
+        storage_driver = %engine.storage_driver,
+        "docker engine"
+    );
+    if !limits.full_bounding_set && !engine.privileged_within_bounding_set() {
+        tracing::warn!(
+            version = %engine.version,
+            "incomplete capability bounding set and an engine older than Docker 23: privileged containers will fail to start"
+        );
     }
 }
 

@@ -17,7 +17,7 @@ fn basic() -> RegistryAuth {
 async fn fresh_private_image() -> (String, String) {
     let reference = format!("{}/pinshim-test/{}:v1", env("PINSHIM_TEST_AUTH_REGISTRY"), unique("private"));
     let pushed = push_variant(&env("PINSHIM_TEST_AUTH_BUSYBOX"), &reference, &unique("nonce"), &basic()).await;
-    (reference, pushed.config_digest)
+    (reference, pushed.image_id().await)
 }
 
 fn auth(username: &str, password: &str) -> AuthConfig {

@@ -10,7 +10,7 @@ use pinshim::cri::api::{ImageFilter, ImageFsInfoRequest, ListImagesRequest, Remo
 async fn fresh(tag: &str) -> (String, String) {
     let reference = format!("{}/pinshim-test/{}:{tag}", env("PINSHIM_TEST_REGISTRY"), unique("catalog"));
     let pushed = push_variant(&env("PINSHIM_TEST_BUSYBOX"), &reference, &unique("n"), &RegistryAuth::Anonymous).await;
-    (reference, pushed.config_digest)
+    (reference, pushed.image_id().await)
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ async fn pulls_follow_the_policy_file_as_it_changes() {
 
     write_policy(&policy, "allowed_registries = [\"127.0.0.1:*\"]", 4);
     let id = try_pull(&shim, &reference).await.expect("an allowed image pulls");
-    assert_eq!(id, pushed.config_digest);
+    assert_eq!(id, pushed.image_id().await);
     pods::remove_image(&shim.images, &id).await;
 }
 

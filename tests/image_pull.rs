@@ -28,7 +28,7 @@ async fn pull_by_tag_reports_docker_id_and_registry_digest() {
     let repo = repo_of(&reference).to_string();
 
     let image_ref = shim.pull(&reference).await.expect("pull");
-    assert_eq!(image_ref, pushed.config_digest, "image_ref is Docker's image ID (the config digest)");
+    assert_eq!(image_ref, pushed.image_id().await, "image_ref is Docker's image ID");
 
     let image = shim.status(&reference).await.expect("image present");
     assert_eq!(image.id, image_ref);
@@ -45,7 +45,7 @@ async fn pull_by_tag_reports_docker_id_and_registry_digest() {
 
     let (_, info) = shim.status_verbose(&reference).await;
     assert_eq!(info["canonicalImageId"], format!("{repo}@{}", pushed.digest));
-    assert_eq!(info["configDigest"], pushed.config_digest);
+    assert_eq!(info["configDigest"], pushed.reported_config_digest().await);
 
     shim.remove(&reference).await;
     assert!(shim.status(&image.id).await.is_none());
@@ -62,7 +62,7 @@ async fn moved_tag_gets_new_digest_and_old_digest_still_resolves() {
     let (_, second) = fresh_image(&name, "stable").await;
     assert_ne!(first.digest, second.digest);
     let second_id = shim.pull(&reference).await.expect("second pull");
-    assert_eq!(second_id, second.config_digest);
+    assert_eq!(second_id, second.image_id().await);
     assert_ne!(first_id, second_id);
 
     let (current, info) = shim.status_verbose(&reference).await;
@@ -120,13 +120,13 @@ async fn ten_concurrent_pulls_make_one_docker_pull() {
         async move { images.pull_image(request).await.map(|r| r.into_inner().image_ref) }
     });
     for result in futures::future::join_all(pulls).await {
-        assert_eq!(result.expect("pull"), pushed.config_digest);
+        assert_eq!(result.expect("pull"), pushed.image_id().await);
     }
 
     let pulls_seen = docker_pull_events(&repo, since).await;
     assert_eq!(pulls_seen, 1, "exactly one Docker pull for ten identical PullImage calls");
     let mut shim = shim;
-    shim.remove(&pushed.config_digest).await;
+    shim.remove(&pushed.image_id().await).await;
 }
 
 /// Now, as Docker's event filters take it: seconds with nanoseconds.
@@ -195,7 +195,7 @@ async fn restart_keeps_ids_and_canonical_references() {
     assert_eq!(before, after);
     assert_eq!(before_info, after_info);
     assert_eq!(after_info["canonicalImageId"], format!("{repo}@{}", pushed.digest));
-    let (_, by_id) = shim.status_verbose(&pushed.config_digest).await;
+    let (_, by_id) = shim.status_verbose(&pushed.image_id().await).await;
     assert_eq!(by_id["canonicalImageId"], format!("{repo}@{}", pushed.digest));
     shim.remove(&reference).await;
 }

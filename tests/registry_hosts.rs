@@ -165,7 +165,7 @@ async fn mirrors_stand_in_for_an_unreachable_upstream() {
     let reference = format!("{upstream}/{name}:v1");
 
     let id = try_pull(&shim, &reference).await.expect("pull through the second mirror");
-    assert_eq!(id, pushed.config_digest);
+    assert_eq!(id, pushed.image_id().await);
     // Tagged with the upstream name; the canonical ID names the upstream.
     let status = pods::image_status(&shim.images, &reference).await;
     assert!(status.repo_tags.contains(&reference), "{status:?}");
@@ -263,18 +263,18 @@ async fn a_mirror_that_goes_down_gives_way_to_the_next() {
     let name_a = format!("pinshim-test/{}", unique("mirror-up"));
     let a = push(name_a.clone()).await;
     let reference_a = format!("{upstream}/{name_a}:v1");
-    assert_eq!(try_pull(&shim, &reference_a).await.expect("pull through the first mirror"), a.config_digest);
+    assert_eq!(try_pull(&shim, &reference_a).await.expect("pull through the first mirror"), a.image_id().await);
     assert!(used_for(&shim, &reference_a).contains(&format!("http://{}", first.addr)));
 
     first.stop();
     let name_b = format!("pinshim-test/{}", unique("mirror-down"));
     let b = push(name_b.clone()).await;
     let reference_b = format!("{upstream}/{name_b}:v1");
-    assert_eq!(try_pull(&shim, &reference_b).await.expect("pull through the second mirror"), b.config_digest);
+    assert_eq!(try_pull(&shim, &reference_b).await.expect("pull through the second mirror"), b.image_id().await);
     assert!(used_for(&shim, &reference_b).contains(&format!("http://{second}")));
 
-    pods::remove_image(&shim.images, &a.config_digest).await;
-    pods::remove_image(&shim.images, &b.config_digest).await;
+    pods::remove_image(&shim.images, &a.image_id().await).await;
+    pods::remove_image(&shim.images, &b.image_id().await).await;
 }
 
 #[tokio::test]
@@ -302,7 +302,7 @@ async fn a_credential_helper_supplies_registry_credentials() {
     let auth = RegistryAuth::Basic(env("PINSHIM_TEST_AUTH_USER"), env("PINSHIM_TEST_AUTH_PASSWORD"));
     let pushed = common::registry::push_variant(&env("PINSHIM_TEST_AUTH_BUSYBOX"), &name, &unique("n"), &auth).await;
     let id = try_pull(&shim, &name).await.expect("pull with the helper's credentials");
-    assert_eq!(id, pushed.config_digest);
+    assert_eq!(id, pushed.image_id().await);
     assert!(!shim.logs().contains(&env("PINSHIM_TEST_AUTH_PASSWORD")), "no secret in the log");
     pods::remove_image(&shim.images, &id).await;
     let _: PathBuf = helper;

@@ -183,6 +183,7 @@ impl ContainerService {
                 "canonicalImageId": labels::get(&d.labels, labels::CANONICAL_IMAGE_ID),
                 "canonicalImageIdReason": labels::get(&d.labels, labels::CANONICAL_REASON),
                 "dockerImageId": d.image_id,
+                "imageManifestDigest": d.image_manifest,
                 "logPath": labels::get(&d.labels, labels::LOG_PATH),
                 "policyViolation": violation,
             });

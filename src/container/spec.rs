@@ -7,7 +7,7 @@ use super::labels;
 use super::security::{apparmor_option, seccomp_option};
 use super::validate;
 use crate::cri::api;
-use crate::docker::{CreateSpec, DeviceSpec, Resources};
+use crate::docker::{BindMount, CreateSpec, DeviceSpec, Propagation, ReadOnly, Resources};
 use crate::host::HostLimits;
 use crate::sandbox::Sandbox;
 
@@ -58,7 +58,12 @@ pub fn create_spec(
     // The deprecated path fields are what older kubelets still send.
     #[allow(deprecated)]
     let (seccomp_path, apparmor_name) = (&security.seccomp_profile_path, &security.apparmor_profile);
-    let seccomp = seccomp_option(security.seccomp.as_ref(), seccomp_path);
+    // A privileged container runs unconfined, as under containerd: Docker
+    // 27 and later would apply a profile given for it.
+    let seccomp = match security.privileged {
+        true => Ok(Some("seccomp=unconfined".to_string())),
+        false => seccomp_option(security.seccomp.as_ref(), seccomp_path),
+    };
     security_opt.extend(seccomp.map_err(ContainerError::InvalidConfig)?);
     security_opt
         .extend(apparmor_option(security.apparmor.as_ref(), apparmor_name).map_err(ContainerError::InvalidConfig)?);
@@ -99,7 +104,7 @@ pub fn create_spec(
             api::NamespaceMode::Target => Some(format!("container:{}", namespaces.target_id)),
             api::NamespaceMode::Container => None,
         },
-        binds: config.mounts.iter().map(bind).collect::<Result<_, _>>()?,
+        mounts: config.mounts.iter().map(bind).collect::<Result<_, _>>()?,
         devices: config
             .devices
             .iter()
@@ -165,25 +170,45 @@ fn stop_signal(signal: api::Signal) -> Option<String> {
     }
 }
 
-/// A CRI mount as a Docker bind (`src:dst:opts`). The host path must
-/// exist: Docker would silently create a missing one as a directory.
-fn bind(mount: &api::Mount) -> Result<String, ContainerError> {
+/// A CRI mount as a bind of a host path. The host path must exist: Docker
+/// would silently create a missing one as a directory. Recursive
+/// read-only needs read-only and private propagation, as the CRI says.
+fn bind(mount: &api::Mount) -> Result<BindMount, ContainerError> {
     if mount.host_path.is_empty() || mount.container_path.is_empty() {
         return Err(ContainerError::InvalidConfig("a mount needs host_path and container_path".to_string()));
     }
     if std::fs::symlink_metadata(&mount.host_path).is_err() {
         return Err(ContainerError::InvalidConfig(format!("mount source {} does not exist", mount.host_path)));
     }
-    let mut options = vec![if mount.readonly { "ro" } else { "rw" }];
-    options.push(match mount.propagation() {
-        api::MountPropagation::PropagationPrivate => "rprivate",
-        api::MountPropagation::PropagationHostToContainer => "rslave",
-        api::MountPropagation::PropagationBidirectional => "rshared",
-    });
-    if mount.selinux_relabel {
-        options.push("Z");
-    }
-    Ok(format!("{}:{}:{}", mount.host_path, mount.container_path, options.join(",")))
+    let propagation = match mount.propagation() {
+        api::MountPropagation::PropagationPrivate => Propagation::Private,
+        api::MountPropagation::PropagationHostToContainer => Propagation::HostToContainer,
+        api::MountPropagation::PropagationBidirectional => Propagation::Bidirectional,
+    };
+    let read_only = match (mount.readonly, mount.recursive_read_only) {
+        (false, false) => ReadOnly::No,
+        (true, false) => ReadOnly::NonRecursive,
+        (true, true) if propagation == Propagation::Private => ReadOnly::Recursive,
+        (false, true) => {
+            return Err(ContainerError::InvalidConfig(format!(
+                "mount {}: recursive_read_only needs readonly",
+                mount.container_path
+            )));
+        }
+        (true, true) => {
+            return Err(ContainerError::InvalidConfig(format!(
+                "mount {}: recursive_read_only needs private propagation",
+                mount.container_path
+            )));
+        }
+    };
+    Ok(BindMount {
+        host_path: mount.host_path.clone(),
+        container_path: mount.container_path.clone(),
+        read_only,
+        propagation,
+        selinux_relabel: mount.selinux_relabel,
+    })
 }
 
 /// Docker's settings for CRI resources, refused when out of range.
@@ -211,14 +236,22 @@ mod tests {
     fn binds_carry_mode_and_propagation() {
         let dir = tempfile::tempdir().unwrap();
         let host = dir.path().display().to_string();
-        let mount = api::Mount {
+        let mut mount = api::Mount {
             host_path: host.clone(),
             container_path: "/data".into(),
             readonly: true,
             propagation: api::MountPropagation::PropagationHostToContainer as i32,
             ..Default::default()
         };
-        assert_eq!(bind(&mount).unwrap(), format!("{host}:/data:ro,rslave"));
+        let bound = bind(&mount).unwrap();
+        assert_eq!((bound.host_path.as_str(), bound.container_path.as_str()), (host.as_str(), "/data"));
+        assert_eq!((bound.read_only, bound.propagation), (ReadOnly::NonRecursive, Propagation::HostToContainer));
+        mount.recursive_read_only = true;
+        assert!(matches!(bind(&mount), Err(ContainerError::InvalidConfig(m)) if m.contains("private propagation")));
+        mount.propagation = api::MountPropagation::PropagationPrivate as i32;
+        assert_eq!(bind(&mount).unwrap().read_only, ReadOnly::Recursive);
+        mount.readonly = false;
+        assert!(matches!(bind(&mount), Err(ContainerError::InvalidConfig(m)) if m.contains("needs readonly")));
         let missing =
             api::Mount { host_path: "/nonexistent/pinshim".into(), container_path: "/x".into(), ..Default::default() };
         assert!(matches!(bind(&missing), Err(ContainerError::InvalidConfig(m)) if m.contains("/nonexistent/pinshim")));

@@ -71,9 +71,16 @@ impl ImageService for ImageApi {
         let mut info = std::collections::HashMap::new();
         if request.verbose {
             let resolved: BTreeMap<_, _> = status.resolved_tags.iter().cloned().collect();
+            let store = self.images.store_view(&status.image.id).await?;
             let verbose = serde_json::json!({
                 "imageId": status.image.id,
-                "configDigest": status.image.id,
+                "imageStore": store.store,
+                "configDigest": store.config_digest.clone().unwrap_or_default(),
+                "configDigestReason": match store.config_digest {
+                    Some(_) => "",
+                    None => "the containerd image store does not report the config digest; platformManifests name each platform's image",
+                },
+                "platformManifests": store.platform_manifests,
                 "canonicalImageId": status.canonical.clone().unwrap_or_default(),
                 "canonicalImageIdReason": status.canonical_reason.clone().unwrap_or_default(),
                 "resolvedTags": resolved,

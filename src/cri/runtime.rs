@@ -64,16 +64,18 @@ impl RuntimeService for RuntimeApi {
                 "runtimeReady": r.runtime.ready,
                 "networkReady": r.network.ready,
                 "runtimeHandlers": r.handlers,
+                "engine": r.engine,
             });
             info.insert("info".to_string(), detail.to_string());
         }
+        let features = api::RuntimeHandlerFeatures {
+            recursive_read_only_mounts: r.engine.as_ref().is_some_and(|e| e.read_only_bind_options()),
+            user_namespaces: false,
+        };
         let runtime_handlers = r
             .handlers
             .iter()
-            .map(|name| api::RuntimeHandler {
-                name: name.clone(),
-                features: Some(api::RuntimeHandlerFeatures::default()),
-            })
+            .map(|name| api::RuntimeHandler { name: name.clone(), features: Some(features) })
             .collect();
         Ok(Response::new(api::StatusResponse {
             status: Some(api::RuntimeStatus {

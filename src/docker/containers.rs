@@ -12,6 +12,8 @@ use bollard::query_parameters::{
     StopContainerOptionsBuilder,
 };
 
+use super::mounts::{BindMount, host_mounts};
+use super::system::ApiVersion;
 use super::{Docker, DockerError, timed};
 use crate::time::parse_rfc3339_nanos;
 
@@ -39,7 +41,7 @@ pub struct CreateSpec {
     pub network_mode: Option<String>,
     pub ipc_mode: Option<String>,
     pub pid_mode: Option<String>,
-    pub binds: Vec<String>,
+    pub mounts: Vec<BindMount>,
     pub devices: Vec<DeviceSpec>,
     pub privileged: bool,
     pub cap_add: Vec<String>,
@@ -126,6 +128,9 @@ pub struct ContainerDetails {
     pub resources: Resources,
     /// The writable layer's directory on the host (overlay2's UpperDir).
     pub upper_dir: String,
+    /// The platform manifest the container runs, where the image store
+    /// says (the containerd store, from API 1.48).
+    pub image_manifest: String,
 }
 
 /// One line of `docker ps -a`.
@@ -143,7 +148,8 @@ impl Docker {
     pub async fn create_container(&self, spec: CreateSpec) -> Result<String, DockerError> {
         let client = self.client().await?;
         let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        let body = create_body(spec);
+        let negotiated = client.client_version();
+        let body = create_body(spec, ApiVersion(negotiated.major_version, negotiated.minor_version))?;
         let created =
             timed("container_create", client.create_container(Some(options), body)).await.map_err(|e| self.error(e))?;
         Ok(created.id)
@@ -215,6 +221,7 @@ impl Docker {
         let config = c.config.unwrap_or_default();
         let host = c.host_config.unwrap_or_default();
         let upper_dir = c.graph_driver.and_then(|g| g.data.get("UpperDir").cloned()).unwrap_or_default();
+        let image_manifest = c.image_manifest_descriptor.and_then(|d| d.digest).unwrap_or_default();
         Ok(Some(ContainerDetails {
             id: c.id.unwrap_or_default(),
             name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
@@ -249,6 +256,7 @@ impl Docker {
             tty: config.tty.unwrap_or_default(),
             open_stdin: config.open_stdin.unwrap_or_default(),
             upper_dir,
+            image_manifest,
             resources: Resources {
                 cpu_period: host.cpu_period,
                 cpu_quota: host.cpu_quota,
@@ -301,7 +309,8 @@ impl Docker {
     }
 }
 
-fn create_body(spec: CreateSpec) -> ContainerCreateBody {
+fn create_body(spec: CreateSpec, api: ApiVersion) -> Result<ContainerCreateBody, DockerError> {
+    let (binds, mounts) = host_mounts(spec.mounts, api)?;
     let exposed: Vec<String> = spec.ports.iter().map(|p| p.container_port.clone()).collect();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for p in &spec.ports {
@@ -317,7 +326,8 @@ fn create_body(spec: CreateSpec) -> ContainerCreateBody {
     }
     let r = spec.resources;
     let host_config = HostConfig {
-        binds: non_empty(spec.binds),
+        binds: non_empty(binds),
+        mounts: non_empty(mounts),
         network_mode: spec.network_mode,
         ipc_mode: spec.ipc_mode,
         pid_mode: spec.pid_mode,
@@ -355,7 +365,7 @@ fn create_body(spec: CreateSpec) -> ContainerCreateBody {
         restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
         ..Default::default()
     };
-    ContainerCreateBody {
+    Ok(ContainerCreateBody {
         hostname: spec.hostname,
         user: spec.user,
         tty: Some(spec.tty),
@@ -372,7 +382,7 @@ fn create_body(spec: CreateSpec) -> ContainerCreateBody {
         exposed_ports: non_empty(exposed),
         host_config: Some(host_config),
         ..Default::default()
-    }
+    })
 }
 
 fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {

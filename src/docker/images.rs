@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
+use bollard::models::ImageManifestSummaryKindEnum;
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
@@ -24,18 +25,34 @@ pub struct DockerImage {
     pub user: Option<String>,
 }
 
+/// One platform's image inside a (multi-platform) image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlatformManifest {
+    /// The platform manifest's digest.
+    pub digest: String,
+    /// `os/architecture[/variant]`.
+    pub platform: String,
+    /// Whether its config and layers are held here (Docker pulls only the
+    /// node's platform).
+    pub available: bool,
+}
+
 impl Docker {
     /// Looks an image up by name, digest reference, ID or ID prefix.
     pub async fn inspect_image(&self, name: &str) -> Result<Option<DockerImage>, DockerError> {
         let client = self.client().await?;
         match timed("image_inspect", client.inspect_image(name)).await.map_err(|e| self.error(e)) {
-            Ok(image) => Ok(Some(DockerImage {
-                id: image.id.unwrap_or_default(),
-                repo_tags: image.repo_tags.unwrap_or_default(),
-                repo_digests: image.repo_digests.unwrap_or_default(),
-                size: image.size.unwrap_or_default().max(0) as u64,
-                user: Some(image.config.and_then(|c| c.user).unwrap_or_default()),
-            })),
+            Ok(image) => {
+                let (repo_tags, repo_digests) =
+                    split_names(image.repo_tags.unwrap_or_default(), image.repo_digests.unwrap_or_default());
+                Ok(Some(DockerImage {
+                    id: image.id.unwrap_or_default(),
+                    repo_tags,
+                    repo_digests,
+                    size: image.size.unwrap_or_default().max(0) as u64,
+                    user: Some(image.config.and_then(|c| c.user).unwrap_or_default()),
+                }))
+            }
             Err(DockerError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -48,12 +65,31 @@ impl Docker {
         let images = timed("image_list", client.list_images(Some(options))).await.map_err(|e| self.error(e))?;
         Ok(images
             .into_iter()
-            .map(|s| DockerImage {
-                id: s.id,
-                repo_tags: s.repo_tags,
-                repo_digests: s.repo_digests,
-                size: s.size.max(0) as u64,
-                user: None,
+            .map(|s| {
+                let (repo_tags, repo_digests) = split_names(s.repo_tags, s.repo_digests);
+                DockerImage { id: s.id, repo_tags, repo_digests, size: s.size.max(0) as u64, user: None }
+            })
+            .collect())
+    }
+
+    /// The platform images of image `id`, as the containerd image store
+    /// keeps them (from API 1.47); empty for the graph-driver store.
+    pub async fn platform_manifests(&self, id: &str) -> Result<Vec<PlatformManifest>, DockerError> {
+        let client = self.client().await?;
+        let options = ListImagesOptionsBuilder::default().all(false).manifests(true).build();
+        let images = timed("image_list", client.list_images(Some(options))).await.map_err(|e| self.error(e))?;
+        let manifests = images.into_iter().find(|i| i.id == id).and_then(|i| i.manifests).unwrap_or_default();
+        Ok(manifests
+            .into_iter()
+            .filter(|m| m.kind == Some(ImageManifestSummaryKindEnum::IMAGE))
+            .map(|m| {
+                let platform = m.image_data.map(|d| d.platform).unwrap_or_default();
+                let os_arch = [platform.os, platform.architecture, platform.variant];
+                PlatformManifest {
+                    digest: m.id,
+                    platform: os_arch.into_iter().flatten().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("/"),
+                    available: m.available,
+                }
             })
             .collect())
     }
@@ -96,6 +132,18 @@ impl Docker {
     }
 }
 
+/// Tags and digests apart. The containerd image store keeps the name a pull
+/// by digest creates (`repo@sha256:…`) and lists it among the tags.
+fn split_names(names: Vec<String>, mut digests: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let (digested, tags): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| n.contains('@'));
+    for name in digested {
+        if !digests.contains(&name) {
+            digests.push(name);
+        }
+    }
+    (tags, digests)
+}
+
 fn docker_credentials(c: &Credentials) -> DockerCredentials {
     DockerCredentials {
         username: c.username.clone(),
@@ -104,5 +152,19 @@ fn docker_credentials(c: &Credentials) -> DockerCredentials {
         identitytoken: c.identity_token.clone(),
         registrytoken: c.registry_token.clone(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digested_names_are_digests_not_tags() {
+        let d = "busybox@sha256:aa".to_string();
+        let (tags, digests) = split_names(vec!["busybox:1".into(), d.clone()], vec![d.clone()]);
+        assert_eq!((tags, digests), (vec!["busybox:1".to_string()], vec![d.clone()]));
+        let (tags, digests) = split_names(vec![d.clone()], vec![]);
+        assert_eq!((tags, digests), (vec![], vec![d]));
     }
 }

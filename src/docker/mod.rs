@@ -6,6 +6,7 @@ mod events;
 mod exec;
 mod images;
 mod logs;
+mod mounts;
 mod stream;
 mod system;
 
@@ -14,10 +15,11 @@ pub use containers::{
 };
 pub use events::{ContainerAction, ContainerEvent};
 pub use exec::ExecOutput;
-pub use images::DockerImage;
+pub use images::{DockerImage, PlatformManifest};
 pub use logs::{LogChunk, OutputStream};
+pub use mounts::{BindMount, Propagation, ReadOnly};
 pub use stream::{Session, StdioFlags};
-pub use system::{DockerInfo, DockerVersion};
+pub use system::{ApiVersion, DockerInfo, DockerVersion, Engine, ImageStore};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -78,6 +80,7 @@ async fn timed<T, E>(operation: &'static str, call: impl Future<Output = Result<
 pub struct Docker {
     endpoint: String,
     client: Arc<Mutex<Option<bollard::Docker>>>,
+    engine: Arc<Mutex<Option<Engine>>>,
 }
 
 impl Docker {
@@ -88,7 +91,7 @@ impl Docker {
         if !known {
             return Err(DockerError::BadEndpoint(endpoint.to_string()));
         }
-        Ok(Docker { endpoint: endpoint.to_string(), client: Arc::default() })
+        Ok(Docker { endpoint: endpoint.to_string(), client: Arc::default(), engine: Arc::default() })
     }
 
     /// Returns the connected client, connecting and negotiating the API

@@ -18,4 +18,4 @@ pub use crate::disk_usage::FsUsage;
 pub use credentials::{AuthFields, Credentials};
 pub use error::ImageError;
 pub use reference::{ImageReference, ReferenceError};
-pub use service::{ImageConfig, ImageService, ImageStatus, ImageView, Pulled};
+pub use service::{ImageConfig, ImageService, ImageStatus, ImageView, Pulled, StoreView};

@@ -18,7 +18,7 @@ use super::reference::{Digest, ImageReference, Target};
 use super::registry::{self, Endpoint, Registry, Resolution};
 use super::single_flight::SingleFlight;
 use crate::disk_usage::{FsUsage, FsUsageCache};
-use crate::docker::{Docker, DockerError, DockerImage, ignore_missing};
+use crate::docker::{Docker, DockerError, DockerImage, ImageStore, PlatformManifest, ignore_missing};
 
 /// How many image configs ListImages inspects at once when its cache misses.
 const INSPECT_CONCURRENCY: usize = 8;
@@ -39,6 +39,8 @@ pub struct ImageConfig {
     pub docker_certs_dir: PathBuf,
     /// The provenance policy; `None`: everything allowed.
     pub policy_file: Option<PathBuf>,
+    /// containerd's root, for the containerd image store's disk use.
+    pub containerd_root: PathBuf,
 }
 
 /// An image as the CRI reports it: names fully qualified.
@@ -54,6 +56,15 @@ pub struct ImageView {
 }
 
 /// ImageStatus's answer: the image and where it came from.
+/// See [`ImageService::store_view`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreView {
+    pub store: ImageStore,
+    /// The image config's digest, where the store tells it.
+    pub config_digest: Option<String>,
+    pub platform_manifests: Vec<PlatformManifest>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ImageStatus {
     pub image: ImageView,
@@ -333,6 +344,22 @@ impl ImageService {
         Ok(Some(ImageStatus { image, canonical, canonical_reason, resolved_tags }))
     }
 
+    /// What the engine's image store says of image `id` beyond its ID:
+    /// the graph-driver store's ID is the config digest; the containerd
+    /// store's is the manifest or index digest, and it lists the platform
+    /// images instead. Asked for verbose status only.
+    pub async fn store_view(&self, id: &str) -> Result<StoreView, ImageError> {
+        let store = self.docker.engine().await?.image_store;
+        Ok(match store {
+            ImageStore::GraphDriver => {
+                StoreView { store, config_digest: Some(id.to_string()), platform_manifests: Vec::new() }
+            }
+            ImageStore::Containerd => {
+                StoreView { store, config_digest: None, platform_manifests: self.docker.platform_manifests(id).await? }
+            }
+        })
+    }
+
     async fn canonical_of_tag(&self, reference: &ImageReference, image_id: &str) -> Option<String> {
         let record = self.records.for_tag(&reference.to_string(), image_id).await?;
         Some(format!("{}@{}", reference.repository(), record.digest))
@@ -431,14 +458,26 @@ impl ImageService {
         }
     }
 
-    /// Bytes and inodes used by Docker's image store.
+    /// Bytes and inodes used by Docker's image store: the graph driver's
+    /// directory, or containerd's content store and snapshots.
     pub async fn fs_usage(&self) -> Result<FsUsage, ImageError> {
         let info = self.docker.info().await?;
-        let dir = PathBuf::from(&info.root_dir).join(&info.storage_driver);
-        self.fs_usage
-            .usage(&dir)
-            .await
-            .map_err(|e| ImageError::Docker(DockerError::Server(format!("cannot measure {}: {e}", dir.display()))))
+        let dirs = match info.image_store {
+            ImageStore::GraphDriver => vec![PathBuf::from(&info.root_dir).join(&info.storage_driver)],
+            ImageStore::Containerd => {
+                // dockerd's own containerd lives under its data root.
+                let managed = PathBuf::from(&info.root_dir).join("containerd/daemon");
+                let root = if managed.is_dir() { managed } else { self.config.containerd_root.clone() };
+                vec![
+                    root.join(format!("io.containerd.snapshotter.v1.{}", info.storage_driver)),
+                    root.join("io.containerd.content.v1.content"),
+                ]
+            }
+        };
+        self.fs_usage.usage(&dirs).await.map_err(|e| {
+            let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            ImageError::Docker(DockerError::Server(format!("cannot measure {}: {e}", names.join(" and "))))
+        })
     }
 }
 

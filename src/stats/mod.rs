@@ -5,6 +5,7 @@ pub mod cgroup;
 mod layers;
 mod metrics;
 pub mod netdev;
+mod rootfs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -266,13 +267,17 @@ impl StatsService {
         let Some(cgroup) = cgroup else {
             return (api::ContainerStats { attributes: Some(attributes), ..Default::default() }, None);
         };
+        let layer_dir = match d.upper_dir.is_empty() {
+            true => rootfs::upper_dir(d.state.pid).unwrap_or_default(),
+            false => d.upper_dir.clone(),
+        };
         let stats = api::ContainerStats {
             attributes: Some(attributes),
             cpu: Some(self.cpu_usage(&d.id, &cgroup, now)),
             memory: Some(memory_usage(&cgroup, now)),
-            writable_layer: self.layers.usage(&d.id, &d.upper_dir).map(|u| api::FilesystemUsage {
+            writable_layer: self.layers.usage(&d.id, &layer_dir).map(|u| api::FilesystemUsage {
                 timestamp: u.timestamp,
-                fs_id: Some(api::FilesystemIdentifier { mountpoint: d.upper_dir.clone() }),
+                fs_id: Some(api::FilesystemIdentifier { mountpoint: layer_dir.clone() }),
                 used_bytes: Some(value(u.used_bytes)),
                 inodes_used: Some(value(u.inodes_used)),
             }),

@@ -207,6 +207,19 @@ pub fn docker() -> bollard::Docker {
     bollard::Docker::connect_with_local_defaults().expect("docker client")
 }
 
+/// Whether the engine keeps images in containerd's image store, where
+/// Docker's image ID is the manifest (or index) digest, not the config's.
+pub async fn containerd_store() -> bool {
+    static STORE: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
+    *STORE
+        .get_or_init(|| async {
+            let info = docker().info().await.expect("docker info");
+            let status = info.driver_status.unwrap_or_default();
+            status.iter().flatten().any(|v| v == "io.containerd.snapshotter.v1")
+        })
+        .await
+}
+
 /// Removes a local image by name, ignoring absence.
 pub async fn docker_rmi(name: &str) {
     let options = bollard::query_parameters::RemoveImageOptionsBuilder::default().force(true).build();

@@ -92,7 +92,7 @@ pub async fn push_and_pull(images: &Images, name: &str, tag: &str) -> TestImage 
     let pushed =
         push_variant(&env("PINSHIM_TEST_BUSYBOX"), &reference, &unique("nonce"), &RegistryAuth::Anonymous).await;
     let id = pull(images, &reference).await;
-    assert_eq!(id, pushed.config_digest, "PullImage returns Docker's image ID");
+    assert_eq!(id, pushed.image_id().await, "PullImage returns Docker's image ID");
     let sweep = Arc::new(Sweep { containers: String::new(), image: id.clone() });
     TestImage { reference, repo, id, digest: pushed.digest, _sweep: sweep }
 }

@@ -9,8 +9,28 @@ use sha2::{Digest, Sha256};
 pub struct Pushed {
     /// The manifest digest the registry serves for the new tag.
     pub digest: String,
-    /// Docker's image ID once pulled: the config digest.
+    /// The digest of the image's config.
     pub config_digest: String,
+}
+
+impl Pushed {
+    /// Docker's image ID once pulled: the config digest, or with the
+    /// containerd image store the manifest digest.
+    pub async fn image_id(&self) -> String {
+        match super::containerd_store().await {
+            true => self.digest.clone(),
+            false => self.config_digest.clone(),
+        }
+    }
+
+    /// What verbose ImageStatus reports as `configDigest`: empty where the
+    /// store does not tell it.
+    pub async fn reported_config_digest(&self) -> String {
+        match super::containerd_store().await {
+            true => String::new(),
+            false => self.config_digest.clone(),
+        }
+    }
 }
 
 fn client() -> Client {
