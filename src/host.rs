@@ -6,6 +6,9 @@ use serde::Serialize;
 /// `CAP_SYS_RESOURCE`: needed to give a process a negative OOM score.
 const CAP_SYS_RESOURCE: u32 = 24;
 
+/// Present where selinuxfs is mounted, i.e. SELinux is enabled.
+const SELINUX_ENFORCE: &str = "/sys/fs/selinux/enforce";
+
 /// Kubelet's customary OOM score for pod infra containers.
 pub const SANDBOX_OOM_SCORE_ADJ: i64 = -998;
 
@@ -18,6 +21,8 @@ pub struct HostLimits {
     /// cannot grant privileged containers every capability, and engines
     /// before Docker 23 ask it to.
     pub full_bounding_set: bool,
+    /// SELinux is enabled, so relabelling a mount means something.
+    pub selinux: bool,
 }
 
 impl HostLimits {
@@ -33,6 +38,7 @@ impl HostLimits {
         let limits = HostLimits {
             negative_oom_score_adj: effective & (1 << CAP_SYS_RESOURCE) != 0,
             full_bounding_set: bounding & all == all,
+            selinux: std::path::Path::new(SELINUX_ENFORCE).exists(),
         };
         if !limits.negative_oom_score_adj {
             tracing::warn!("no CAP_SYS_RESOURCE: negative OOM scores (sandboxes, guaranteed pods) are raised to 0");
@@ -67,10 +73,10 @@ mod tests {
 
     #[test]
     fn clamps_only_when_unsupported() {
-        let limited = HostLimits { negative_oom_score_adj: false, full_bounding_set: false };
+        let limited = HostLimits { negative_oom_score_adj: false, full_bounding_set: false, selinux: false };
         assert_eq!(limited.oom_score_adj(-998), 0);
         assert_eq!(limited.oom_score_adj(500), 500);
-        let full = HostLimits { negative_oom_score_adj: true, full_bounding_set: true };
+        let full = HostLimits { negative_oom_score_adj: true, full_bounding_set: true, selinux: false };
         assert_eq!(full.oom_score_adj(-998), -998);
     }
 }

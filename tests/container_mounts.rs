@@ -51,6 +51,9 @@ fn with_mount(mut config: api::ContainerConfig, host: &Path, recursive: bool) ->
         container_path: "/data".to_string(),
         readonly: true,
         recursive_read_only: recursive,
+        // As kubelet and critest send it; on a host without SELinux it
+        // must not change what read-only means.
+        selinux_relabel: true,
         ..Default::default()
     }];
     config

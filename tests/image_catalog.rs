@@ -34,6 +34,9 @@ async fn list_reports_qualified_names_and_config_user() {
     let filtered = shim.images.list_images(ListImagesRequest { filter }).await.expect("list").into_inner().images;
     assert_eq!(filtered.len(), 1);
     assert_eq!(filtered[0].id, id);
+    let status = shim.status(&reference).await.expect("status");
+    assert_eq!((status.size, filtered[0].size), (mine.size, mine.size), "status, filter and listing agree on the size");
+    assert!(mine.repo_tags.iter().all(|t| !t.contains('@')), "digests are not tags: {:?}", mine.repo_tags);
     shim.remove(&reference).await;
 }
 

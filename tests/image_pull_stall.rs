@@ -15,12 +15,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
 
+/// How long Docker gets to close its downloads once pinshim has gone.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
+
 #[tokio::test]
 async fn stalled_pull_is_cancelled_after_the_progress_deadline() {
     let (manifest, media_type, digest) = real_manifest().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let stalled = Arc::new(AtomicUsize::new(0));
+    let stalled = Arc::new(Stalls::default());
     let counter = stalled.clone();
     let server = tokio::spawn(async move {
         loop {
@@ -38,10 +41,20 @@ async fn stalled_pull_is_cancelled_after_the_progress_deadline() {
     assert!(err.message().contains("no progress"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "cancelled promptly: {:?}", started.elapsed());
     assert!(shim.status(&reference).await.is_none(), "nothing pulled");
-    // The stall was mid-download, not on the way to the registry. (Docker
-    // 20.10 keeps such downloads open after its client has gone: nothing
-    // in its API cancels them.)
-    assert!(stalled.load(Ordering::SeqCst) > 0, "docker was downloading a blob when the pull was given up");
+    // The stall was mid-download, not on the way to the registry.
+    assert!(stalled.started.load(Ordering::SeqCst) > 0, "docker was downloading a blob when the pull was given up");
+    let gave_up = Instant::now();
+    while stalled.open.load(Ordering::SeqCst) > 0 && gave_up.elapsed() < RELEASE_WAIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let open = stalled.open.load(Ordering::SeqCst);
+    println!("blob downloads still open {:?} after pinshim gave up: {open}", gave_up.elapsed());
+    // The containerd image store ends its downloads with the pull's API
+    // call. The graph-driver store (20.10 to 28) keeps them open, and its
+    // API has no call that cancels a pull: that is left to the engine.
+    if common::containerd_store().await {
+        assert_eq!(open, 0, "the engine let go of the downloads once pinshim gave up");
+    }
     server.abort();
 }
 
@@ -66,9 +79,27 @@ async fn real_manifest() -> (Vec<u8>, String, String) {
     (body.to_vec(), media_type, digest)
 }
 
+/// Blob downloads the server has stalled: ever, and still open.
+#[derive(Default)]
+struct Stalls {
+    started: AtomicUsize,
+    open: AtomicUsize,
+}
+
+/// The size the manifest gives for blob `digest` (config or layer).
+fn blob_size(manifest: &[u8], digest: &str) -> u64 {
+    let manifest: serde_json::Value = serde_json::from_slice(manifest).expect("manifest JSON");
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    std::iter::once(&manifest["config"])
+        .chain(layers.iter())
+        .find(|d| d["digest"] == digest)
+        .and_then(|d| d["size"].as_u64())
+        .unwrap_or(1 << 20)
+}
+
 /// Answers `/v2/` and manifests; a blob request gets headers and then
-/// silence, counted in `stalled` while the client keeps it open.
-async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, digest: String, stalled: Arc<AtomicUsize>) {
+/// silence, counted in `stalled`.
+async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, digest: String, stalled: Arc<Stalls>) {
     let mut buf = Vec::new();
     loop {
         let mut chunk = [0u8; 4096];
@@ -77,8 +108,11 @@ async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, diges
             return;
         }
         buf.extend_from_slice(&chunk[..n]);
-        // Docker tries TLS first: refuse at once so it falls back to HTTP.
+        // Docker tries TLS first. Answer its hello in plain HTTP, as a plain
+        // registry would: containerd's resolver (the containerd image store)
+        // falls back to HTTP on that answer, not on a closed connection.
         if buf.first() == Some(&0x16) {
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
             return;
         }
         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -87,12 +121,17 @@ async fn serve(mut conn: TcpStream, manifest: Vec<u8>, media_type: String, diges
             let mut words = head.split_whitespace();
             let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
             let response = if path.contains("/blobs/") {
-                let stall =
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n";
+                // The blob's real size: containerd's resolver drops a
+                // response whose length differs from the descriptor's.
+                let size = blob_size(&manifest, path.rsplit('/').next().unwrap_or_default());
+                let stall = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
+                );
                 let _ = conn.write_all(stall.as_bytes()).await;
-                stalled.fetch_add(1, Ordering::SeqCst);
+                stalled.started.fetch_add(1, Ordering::SeqCst);
+                stalled.open.fetch_add(1, Ordering::SeqCst);
                 while conn.read(&mut chunk).await.is_ok_and(|n| n > 0) {}
-                stalled.fetch_sub(1, Ordering::SeqCst);
+                stalled.open.fetch_sub(1, Ordering::SeqCst);
                 return;
             } else if path.contains("/manifests/") {
                 let headers = format!(

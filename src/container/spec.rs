@@ -104,7 +104,7 @@ pub fn create_spec(
             api::NamespaceMode::Target => Some(format!("container:{}", namespaces.target_id)),
             api::NamespaceMode::Container => None,
         },
-        mounts: config.mounts.iter().map(bind).collect::<Result<_, _>>()?,
+        mounts: config.mounts.iter().map(|m| bind(m, limits.selinux)).collect::<Result<_, _>>()?,
         devices: config
             .devices
             .iter()
@@ -173,7 +173,10 @@ fn stop_signal(signal: api::Signal) -> Option<String> {
 /// A CRI mount as a bind of a host path. The host path must exist: Docker
 /// would silently create a missing one as a directory. Recursive
 /// read-only needs read-only and private propagation, as the CRI says.
-fn bind(mount: &api::Mount) -> Result<BindMount, ContainerError> {
+/// Relabelling is asked of the engine only where SELinux is enabled (as
+/// containerd does): elsewhere it means nothing, and on Docker 25 and
+/// later it would make a read-only bind recursive.
+fn bind(mount: &api::Mount, selinux: bool) -> Result<BindMount, ContainerError> {
     if mount.host_path.is_empty() || mount.container_path.is_empty() {
         return Err(ContainerError::InvalidConfig("a mount needs host_path and container_path".to_string()));
     }
@@ -207,7 +210,7 @@ fn bind(mount: &api::Mount) -> Result<BindMount, ContainerError> {
         container_path: mount.container_path.clone(),
         read_only,
         propagation,
-        selinux_relabel: mount.selinux_relabel,
+        selinux_relabel: mount.selinux_relabel && selinux,
     })
 }
 
@@ -243,18 +246,22 @@ mod tests {
             propagation: api::MountPropagation::PropagationHostToContainer as i32,
             ..Default::default()
         };
-        let bound = bind(&mount).unwrap();
+        let bound = bind(&mount, false).unwrap();
         assert_eq!((bound.host_path.as_str(), bound.container_path.as_str()), (host.as_str(), "/data"));
         assert_eq!((bound.read_only, bound.propagation), (ReadOnly::NonRecursive, Propagation::HostToContainer));
         mount.recursive_read_only = true;
-        assert!(matches!(bind(&mount), Err(ContainerError::InvalidConfig(m)) if m.contains("private propagation")));
+        assert!(
+            matches!(bind(&mount, false), Err(ContainerError::InvalidConfig(m)) if m.contains("private propagation"))
+        );
         mount.propagation = api::MountPropagation::PropagationPrivate as i32;
-        assert_eq!(bind(&mount).unwrap().read_only, ReadOnly::Recursive);
+        assert_eq!(bind(&mount, false).unwrap().read_only, ReadOnly::Recursive);
         mount.readonly = false;
-        assert!(matches!(bind(&mount), Err(ContainerError::InvalidConfig(m)) if m.contains("needs readonly")));
+        assert!(matches!(bind(&mount, false), Err(ContainerError::InvalidConfig(m)) if m.contains("needs readonly")));
         let missing =
             api::Mount { host_path: "/nonexistent/pinshim".into(), container_path: "/x".into(), ..Default::default() };
-        assert!(matches!(bind(&missing), Err(ContainerError::InvalidConfig(m)) if m.contains("/nonexistent/pinshim")));
+        assert!(
+            matches!(bind(&missing, false), Err(ContainerError::InvalidConfig(m)) if m.contains("/nonexistent/pinshim"))
+        );
     }
 
     #[test]

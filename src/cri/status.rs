@@ -16,6 +16,7 @@ impl From<DockerError> for Status {
             DockerError::BadRequest(_) | DockerError::AmbiguousId(_) => Code::InvalidArgument,
             DockerError::Stalled(_) => Code::DeadlineExceeded,
             DockerError::Server(_) => Code::Unknown,
+            DockerError::Unreadable(_) => Code::Internal,
             DockerError::BadEndpoint(_) => Code::FailedPrecondition,
         };
         bounded_status(code, &err)
@@ -36,9 +37,10 @@ impl From<ImageError> for Status {
             ImageError::Docker(source) => return Status::from(source.clone()),
             ImageError::Denied { .. } => Code::PermissionDenied,
             // The operator's configuration is broken: nothing the caller can fix.
-            ImageError::Policy(_) | ImageError::Hosts(_) | ImageError::RegistryConfig { .. } => {
-                Code::FailedPrecondition
-            }
+            ImageError::Policy(_)
+            | ImageError::Hosts(_)
+            | ImageError::RegistryConfig { .. }
+            | ImageError::StoreUsage { .. } => Code::FailedPrecondition,
             ImageError::Records { .. } => {
                 tracing::error!(error = %err, "image records failed");
                 return Status::internal("pinshim could not store image records; see its log");

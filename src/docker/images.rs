@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
-use bollard::models::ImageManifestSummaryKindEnum;
+use bollard::models::{ImageManifestSummaryKindEnum, ImageSummary};
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures::StreamExt;
 
+use super::system::ImageStore;
 use super::{Docker, DockerError, timed};
 use crate::image::Credentials;
 
@@ -25,6 +26,11 @@ pub struct DockerImage {
     pub user: Option<String>,
 }
 
+/// How often a read that met a concurrent removal is tried.
+const READ_ATTEMPTS: u32 = 5;
+/// The pause before it is tried again.
+const REREAD_PAUSE: Duration = Duration::from_millis(50);
+
 /// One platform's image inside a (multi-platform) image.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PlatformManifest {
@@ -38,18 +44,35 @@ pub struct PlatformManifest {
 }
 
 impl Docker {
-    /// Looks an image up by name, digest reference, ID or ID prefix.
+    /// Looks an image up by name, digest reference, ID or ID prefix. The
+    /// containerd image store describes an image it is removing without
+    /// its root filesystem, which does not parse: asked again, it has gone.
     pub async fn inspect_image(&self, name: &str) -> Result<Option<DockerImage>, DockerError> {
         let client = self.client().await?;
-        match timed("image_inspect", client.inspect_image(name)).await.map_err(|e| self.error(e)) {
+        let mut attempt = 1;
+        let inspected = loop {
+            match timed("image_inspect", client.inspect_image(name)).await.map_err(|e| self.error(e)) {
+                Err(DockerError::Unreadable(_)) if attempt < READ_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(REREAD_PAUSE).await;
+                }
+                other => break other,
+            }
+        };
+        match inspected {
             Ok(image) => {
                 let (repo_tags, repo_digests) =
                     split_names(image.repo_tags.unwrap_or_default(), image.repo_digests.unwrap_or_default());
+                let id = image.id.unwrap_or_default();
+                let size = match self.engine().await?.image_store {
+                    ImageStore::GraphDriver => image.size.unwrap_or_default().max(0) as u64,
+                    ImageStore::Containerd => self.listed_size(&id).await?,
+                };
                 Ok(Some(DockerImage {
-                    id: image.id.unwrap_or_default(),
+                    id,
                     repo_tags,
                     repo_digests,
-                    size: image.size.unwrap_or_default().max(0) as u64,
+                    size,
                     user: Some(image.config.and_then(|c| c.user).unwrap_or_default()),
                 }))
             }
@@ -58,11 +81,18 @@ impl Docker {
         }
     }
 
+    /// Image `id`'s size as the listing gives it. The containerd image
+    /// store's inspect counts only the platform content, its listing also
+    /// the unpacked snapshots: what the image takes on disk, and what
+    /// ListImages reports.
+    async fn listed_size(&self, id: &str) -> Result<u64, DockerError> {
+        let listed = self.list_images().await?;
+        Ok(listed.into_iter().find(|i| i.id == id).map(|i| i.size).unwrap_or_default())
+    }
+
     /// Lists top-level images (no intermediate build layers).
     pub async fn list_images(&self) -> Result<Vec<DockerImage>, DockerError> {
-        let client = self.client().await?;
-        let options = ListImagesOptionsBuilder::default().all(false).build();
-        let images = timed("image_list", client.list_images(Some(options))).await.map_err(|e| self.error(e))?;
+        let images = self.image_summaries(false).await?;
         Ok(images
             .into_iter()
             .map(|s| {
@@ -72,12 +102,29 @@ impl Docker {
             .collect())
     }
 
+    /// Docker's listing, with each image's platform manifests if asked.
+    /// The containerd image store fails a listing with 404 when an image
+    /// goes while it is read; a listing cannot be "not found", so it is
+    /// tried again.
+    async fn image_summaries(&self, manifests: bool) -> Result<Vec<ImageSummary>, DockerError> {
+        let client = self.client().await?;
+        let options = ListImagesOptionsBuilder::default().all(false).manifests(manifests).build();
+        let mut attempt = 1;
+        loop {
+            match timed("image_list", client.list_images(Some(options.clone()))).await.map_err(|e| self.error(e)) {
+                Err(DockerError::NotFound(_) | DockerError::Unreadable(_)) if attempt < READ_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(REREAD_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The platform images of image `id`, as the containerd image store
     /// keeps them (from API 1.47); empty for the graph-driver store.
     pub async fn platform_manifests(&self, id: &str) -> Result<Vec<PlatformManifest>, DockerError> {
-        let client = self.client().await?;
-        let options = ListImagesOptionsBuilder::default().all(false).manifests(true).build();
-        let images = timed("image_list", client.list_images(Some(options))).await.map_err(|e| self.error(e))?;
+        let images = self.image_summaries(true).await?;
         let manifests = images.into_iter().find(|i| i.id == id).and_then(|i| i.manifests).unwrap_or_default();
         Ok(manifests
             .into_iter()

@@ -50,6 +50,8 @@ pub enum DockerError {
     AmbiguousId(String),
     #[error("docker failed: {0}")]
     Server(String),
+    #[error("docker sent what pinshim cannot read: {0}")]
+    Unreadable(String),
     #[error("no pull progress for {0:?}; cancelled")]
     Stalled(std::time::Duration),
     #[error("unsupported docker endpoint {0:?}: expected unix://, tcp:// or http://")]
@@ -131,6 +133,10 @@ impl Docker {
                 _ => DockerError::Server(message),
             },
             BollardError::DockerStreamError { error } => DockerError::Server(error),
+            // dockerd answered, with something pinshim cannot read: not down.
+            e @ (BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. }) => {
+                DockerError::Unreadable(e.to_string())
+            }
             other => DockerError::Unavailable { endpoint: self.endpoint.clone(), reason: other.to_string() },
         }
     }

@@ -36,6 +36,8 @@ pub enum ImageError {
     Policy(#[from] super::policy::PolicyError),
     #[error(transparent)]
     Hosts(#[from] super::hosts::HostsError),
+    #[error("cannot measure the image store at {dirs}: {reason}")]
+    StoreUsage { dirs: String, reason: String },
     #[error("cannot store image records in {path}: {reason}")]
     Records { path: String, reason: String },
 }

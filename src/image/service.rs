@@ -476,7 +476,13 @@ impl ImageService {
         };
         self.fs_usage.usage(&dirs).await.map_err(|e| {
             let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            ImageError::Docker(DockerError::Server(format!("cannot measure {}: {e}", names.join(" and "))))
+            let reason = match (info.image_store, e.kind()) {
+                (ImageStore::Containerd, std::io::ErrorKind::NotFound) => {
+                    format!("{e}; is --containerd-root the root of the containerd this dockerd uses?")
+                }
+                _ => e.to_string(),
+            };
+            ImageError::StoreUsage { dirs: names.join(" and "), reason }
         })
     }
 }
