@@ -25,16 +25,17 @@ async fn stalled_pull_is_cancelled_after_the_progress_deadline() {
     let port = listener.local_addr().expect("addr").port();
     let stalled = Arc::new(Stalls::default());
     let counter = stalled.clone();
+    let served = digest.clone();
     let server = tokio::spawn(async move {
         loop {
             let Ok((conn, _)) = listener.accept().await else { return };
-            tokio::spawn(serve(conn, manifest.clone(), media_type.clone(), digest.clone(), counter.clone()));
+            tokio::spawn(serve(conn, manifest.clone(), media_type.clone(), served.clone(), counter.clone()));
         }
     });
 
     let args = vec!["--image-pull-progress-deadline".to_string(), "2s".to_string()];
     let mut shim = Shim::start_with(ShimOptions { args, env: Vec::new() }).await;
-    let reference = format!("127.0.0.1:{port}/pinshim-test/{}@{}", unique("stall"), real_digest().await);
+    let reference = format!("127.0.0.1:{port}/pinshim-test/{}@{digest}", unique("stall"));
     let started = Instant::now();
     let err = shim.pull(&reference).await.expect_err("the pull stalls");
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
@@ -62,13 +63,19 @@ async fn real_digest() -> String {
     common::registry::served_digest(&env("PINSHIM_TEST_BUSYBOX"), &RegistryAuth::Anonymous).await
 }
 
-/// The busybox test image's manifest as the real registry serves it.
+/// The manifest of a busybox variant of this test's own, as the real
+/// registry serves it: its config is in no image store yet, so the engine
+/// has to download it (a content-addressed store already holding every
+/// blob would have nothing to fetch, and nothing to stall on).
 async fn real_manifest() -> (Vec<u8>, String, String) {
     let client = oci_client::Client::new(oci_client::client::ClientConfig {
         protocol: oci_client::client::ClientProtocol::Http,
         ..Default::default()
     });
-    let reference: oci_client::Reference = env("PINSHIM_TEST_BUSYBOX").parse().expect("reference");
+    let variant = format!("{}/pinshim-test/{}:v1", env("PINSHIM_TEST_REGISTRY"), unique("stall-source"));
+    let nonce = unique("nonce");
+    common::registry::push_variant(&env("PINSHIM_TEST_BUSYBOX"), &variant, &nonce, &RegistryAuth::Anonymous).await;
+    let reference: oci_client::Reference = variant.parse().expect("reference");
     let accepted = [oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE, oci_client::manifest::OCI_IMAGE_MEDIA_TYPE];
     let (body, digest) =
         client.pull_manifest_raw(&reference, &RegistryAuth::Anonymous, &accepted).await.expect("manifest");

@@ -43,7 +43,8 @@ impl ContainerService {
                     };
                     let Some(Ok(event)) = event else { break };
                     since = since.max(event.time_nano + 1);
-                    if tx.send(this.event_response(event).await).await.is_err() {
+                    let Some(response) = this.event_response(event).await else { continue };
+                    if tx.send(response).await.is_err() {
                         return;
                     }
                 }
@@ -53,12 +54,15 @@ impl ContainerService {
         rx
     }
 
-    async fn event_response(&self, event: ContainerEvent) -> api::ContainerEventResponse {
+    /// The CRI event for a Docker event; `None` for those the CRI has no
+    /// event for (an OOM kill shows in the exit that follows).
+    async fn event_response(&self, event: ContainerEvent) -> Option<api::ContainerEventResponse> {
         let kind = match event.action {
             ContainerAction::Create => api::ContainerEventType::ContainerCreatedEvent,
             ContainerAction::Start => api::ContainerEventType::ContainerStartedEvent,
             ContainerAction::Die => api::ContainerEventType::ContainerStoppedEvent,
             ContainerAction::Destroy => api::ContainerEventType::ContainerDeletedEvent,
+            ContainerAction::Oom => return None,
         };
         // The index may not have seen this event yet: bring it up to date
         // first, so a list made on receipt of the event already shows it.
@@ -88,13 +92,13 @@ impl ContainerService {
             }
             None => self.statuses_from_docker(&filter).await,
         };
-        api::ContainerEventResponse {
+        Some(api::ContainerEventResponse {
             container_id: event.id,
             container_event_type: kind as i32,
             created_at: event.time_nano,
             pod_sandbox_status,
             containers_statuses,
-        }
+        })
     }
 
     /// Without the index: list the pod's containers and inspect each.

@@ -163,7 +163,8 @@ impl ContainerService {
     }
 
     pub async fn status(&self, id: &str, verbose: bool) -> Result<api::ContainerStatusResponse, ContainerError> {
-        let d = self.get(id).await?;
+        let mut d = self.get(id).await?;
+        d.state.oom_killed |= !d.state.running && self.index.oom_killed(&d.id);
         if !d.state.running {
             self.logs.drained(&[&d.id], logs::DRAIN_WAIT).await;
         }

@@ -14,6 +14,8 @@ pub enum ContainerAction {
     Start,
     Die,
     Destroy,
+    /// The kernel's OOM killer hit a process of the container.
+    Oom,
 }
 
 /// One life-cycle event of a container.
@@ -38,7 +40,7 @@ impl Docker {
         let client = self.client().await?;
         let filters = HashMap::from([
             ("type", vec!["container"]),
-            ("event", vec!["create", "start", "die", "destroy"]),
+            ("event", vec!["create", "start", "die", "destroy", "oom"]),
             ("label", vec![label]),
         ]);
         let mut options = EventsOptionsBuilder::default().filters(&filters);
@@ -55,6 +57,7 @@ impl Docker {
                         Some("start") => Some(ContainerAction::Start),
                         Some("die") => Some(ContainerAction::Die),
                         Some("destroy") => Some(ContainerAction::Destroy),
+                        Some("oom") => Some(ContainerAction::Oom),
                         _ => None,
                     };
                     let actor = message.actor.unwrap_or_default();

@@ -68,6 +68,12 @@ impl ContainerIndex {
         self.lock().last_known(id)
     }
 
+    /// Whether Docker reported an OOM kill in container `id` (its full
+    /// ID) while the index followed it.
+    pub fn oom_killed(&self, id: &str) -> bool {
+        self.lock().oom_killed(id)
+    }
+
     /// Re-reads one container from Docker. pinshim calls this after each of
     /// its own changes, so the next list call sees them.
     pub async fn refresh(&self, id: &str) {
@@ -174,6 +180,7 @@ impl ContainerIndex {
                 self.lock().mark_exited(ticket, &event.id, exit_code, event.time_nano);
             }
             ContainerAction::Destroy => self.lock().apply(ticket, &event.id, None),
+            ContainerAction::Oom => self.lock().mark_oom_killed(&event.id),
             ContainerAction::Create | ContainerAction::Start => {}
         }
         if event.action == ContainerAction::Destroy {

@@ -26,6 +26,9 @@ pub struct State {
     live: bool,
     entries: HashMap<String, Entry>,
     tombstones: HashMap<String, (u64, Instant)>,
+    /// Containers Docker sent an `oom` event for. Docker 20.10 can lose
+    /// the OOM flag of a container whose exit it learnt before the OOM.
+    oom_killed: HashSet<String>,
 }
 
 impl State {
@@ -66,10 +69,12 @@ impl State {
         match details {
             Some(details) => {
                 self.tombstones.remove(id);
+                let details = self.with_oom(details);
                 self.entries.insert(id.to_string(), Entry { ticket, details });
             }
             None => {
                 self.entries.remove(id);
+                self.oom_killed.remove(id);
                 self.tombstones.insert(id.to_string(), (ticket, Instant::now()));
                 self.sweep_tombstones();
             }
@@ -86,7 +91,34 @@ impl State {
         details.state.pid = 0;
         details.state.exit_code = exit_code;
         details.state.finished_at = at_nanos;
-        self.entries.insert(id.to_string(), Entry { ticket, details: Arc::new(details) });
+        let details = self.with_oom(Arc::new(details));
+        self.entries.insert(id.to_string(), Entry { ticket, details });
+    }
+
+    /// Docker reported an OOM kill in container `id`; its exit, whenever
+    /// read, is an OOM kill.
+    pub fn mark_oom_killed(&mut self, id: &str) {
+        self.oom_killed.insert(id.to_string());
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.details = Self::oom_flagged(&self.oom_killed, entry.details.clone());
+        }
+    }
+
+    pub fn oom_killed(&self, id: &str) -> bool {
+        self.oom_killed.contains(id)
+    }
+
+    fn with_oom(&self, details: Arc<ContainerDetails>) -> Arc<ContainerDetails> {
+        Self::oom_flagged(&self.oom_killed, details)
+    }
+
+    fn oom_flagged(oom_killed: &HashSet<String>, details: Arc<ContainerDetails>) -> Arc<ContainerDetails> {
+        if details.state.running || details.state.oom_killed || !oom_killed.contains(&details.id) {
+            return details;
+        }
+        let mut flagged = ContainerDetails::clone(&details);
+        flagged.state.oom_killed = true;
+        Arc::new(flagged)
     }
 
     /// A complete listing taken with `ticket`: containers it did not see are
@@ -128,6 +160,20 @@ mod tests {
 
     fn status_of(state: &State, id: &str) -> Option<String> {
         state.entries.get(id).map(|e| e.details.state.status.clone())
+    }
+
+    #[test]
+    fn an_oom_event_marks_the_exit_whenever_it_is_read() {
+        let mut state = State::default();
+        state.apply(1, "a", container("a", "running"));
+        state.mark_oom_killed("a");
+        assert!(!state.entries["a"].details.state.oom_killed, "a running container is not OOM-killed yet");
+        state.mark_exited(2, "a", 137, 5);
+        assert!(state.entries["a"].details.state.oom_killed);
+        state.apply(3, "a", container("a", "exited"));
+        assert!(state.entries["a"].details.state.oom_killed, "a later reading without the flag keeps it");
+        state.apply(4, "a", None);
+        assert!(!state.oom_killed("a"), "forgotten with the container");
     }
 
     #[test]
