@@ -14,7 +14,7 @@ use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBu
 use common::Shim;
 use common::pods::{self, IDLE};
 use futures::StreamExt;
-use pinshim::cri::api;
+use pinshim::api;
 
 const CALLS: usize = 50;
 

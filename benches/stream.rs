@@ -12,7 +12,7 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use common::Shim;
 use common::pods::{self, IDLE};
 use futures::{SinkExt, StreamExt};
-use pinshim::cri::api;
+use pinshim::api;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

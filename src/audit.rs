@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::cri::api::runtime_service_client::RuntimeServiceClient;
-use crate::cri::api::{self, ContainerState};
+use crate::api::runtime_service_client::RuntimeServiceClient;
+use crate::api::{self, ContainerState};
 
 /// Lists every container with its pod, Docker's image ID and the registry
 /// digest reference it was pulled as; exits 1 when a denied digest runs.

@@ -2,6 +2,7 @@
 //! image by digest and reports both Docker's image ID and the registry's
 //! immutable reference for every container.
 
+pub mod api;
 pub mod audit;
 pub mod build_info;
 pub mod config;

@@ -13,10 +13,10 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::image_service_server::ImageServiceServer;
+use crate::api::runtime_service_server::RuntimeServiceServer;
 use crate::config::{Config, NetworkPlugin};
 use crate::container::ContainerService;
-use crate::cri::api::image_service_server::ImageServiceServer;
-use crate::cri::api::runtime_service_server::RuntimeServiceServer;
 use crate::cri::authority::AuthorityRewrite;
 use crate::cri::deadline::DeadlineLayer;
 use crate::cri::{ImageApi, RuntimeApi};

@@ -5,7 +5,7 @@ mod common;
 
 use common::Shim;
 use common::pods::{self, IDLE};
-use pinshim::cri::api;
+use pinshim::api;
 
 const CALLS: usize = 20;
 

@@ -127,10 +127,10 @@ async fn sighup_applies_log_level_and_names_keys_that_need_a_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Debug lines appear from now on, e.g. for a CRI call.
-    let mut runtime = pinshim::cri::api::runtime_service_client::RuntimeServiceClient::new(
+    let mut runtime = pinshim::api::runtime_service_client::RuntimeServiceClient::new(
         common::connect(&process.path("cri.sock")).await,
     );
-    let _ = runtime.status(pinshim::cri::api::StatusRequest::default()).await;
+    let _ = runtime.status(pinshim::api::StatusRequest::default()).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !process.logs().contains("\"level\":\"DEBUG\"") {
         assert!(Instant::now() < deadline, "no debug logs after the reload:\n{}", process.logs());

@@ -8,7 +8,7 @@ use common::docker_proxy::DockerProxy;
 use common::pods::{self, IDLE};
 use common::{Shim, ShimOptions};
 use futures::StreamExt;
-use pinshim::cri::api::{self, ContainerEventType as Kind};
+use pinshim::api::{self, ContainerEventType as Kind};
 use tonic::Streaming;
 
 /// The next event for `container`, skipping other tests' containers.

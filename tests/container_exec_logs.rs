@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::Shim;
 use common::pods::{self, IDLE, LogLine, Pod, Rt, container_config};
-use pinshim::cri::api::{self, ContainerState};
+use pinshim::api::{self, ContainerState};
 use tonic::Code;
 
 /// Prints `line 0`, `line 1`, … five times a second until SIGTERM.

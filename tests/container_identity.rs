@@ -9,7 +9,7 @@ use common::pods::{self, IDLE, Rt, TestImage, container_config};
 use common::registry::served_digest;
 use common::{Shim, unique};
 use oci_client::secrets::RegistryAuth;
-use pinshim::cri::api::{self, ContainerFilter};
+use pinshim::api::{self, ContainerFilter};
 
 /// Checks every identity field of one container against the image it was
 /// created from and the ImageSpec it was created with.

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::Shim;
 use common::pods::{self, IDLE, Pod, Rt, container_config};
-use pinshim::cri::api::{ContainerFilter, ContainerState, ContainerStateValue};
+use pinshim::api::{ContainerFilter, ContainerState, ContainerStateValue};
 use tonic::Code;
 
 const MIB: i64 = 1024 * 1024;

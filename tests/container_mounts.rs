@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::Shim;
 use common::pods::{self, IDLE};
-use pinshim::cri::api;
+use pinshim::api;
 
 /// A host directory with a tmpfs mounted at `sub`, unmounted on drop.
 struct NestedMount {

@@ -5,7 +5,7 @@ mod common;
 
 use common::Shim;
 use common::pods::{self, IDLE};
-use pinshim::cri::api::{SecurityProfile, security_profile::ProfileType};
+use pinshim::api::{SecurityProfile, security_profile::ProfileType};
 
 /// The `Seccomp:` mode of the container's PID 1: 0 off, 2 filtered.
 async fn seccomp_mode(rt: &pods::Rt, id: &str) -> String {

@@ -4,7 +4,7 @@ mod common;
 
 use common::Shim;
 use common::pods::{self, IDLE};
-use pinshim::cri::api::{LinuxContainerResources, UpdateContainerResourcesRequest};
+use pinshim::api::{LinuxContainerResources, UpdateContainerResourcesRequest};
 use tonic::Code;
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use common::pods::{self, CrashableShim, IDLE, Pod, Rt, Sweep, TestImage, container_config};
 use common::{Shim, unique};
 use futures::StreamExt;
-use pinshim::cri::api::{self, ContainerFilter, ContainerState, PodSandboxFilter};
+use pinshim::api::{self, ContainerFilter, ContainerState, PodSandboxFilter};
 
 /// Everything the CRI says about one pod and its containers.
 #[derive(Debug, PartialEq)]

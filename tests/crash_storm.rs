@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::pods::{self, CrashableShim, IDLE, Rt, Sweep, TestImage, container_config};
 use common::unique;
-use pinshim::cri::api;
+use pinshim::api;
 
 /// host-local's leases for the node's pod network (hack's CNI config).
 const IPAM_DIR: &str = "/var/lib/cni/networks/pinshim";

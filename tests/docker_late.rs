@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Shim, ShimOptions};
-use pinshim::cri::api::{StatusRequest, VersionRequest};
+use pinshim::api::{StatusRequest, VersionRequest};
 
 async fn runtime_ready(shim: &mut Shim) -> (bool, String) {
     let status = shim.runtime.status(StatusRequest::default()).await.expect("status").into_inner();

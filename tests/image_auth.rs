@@ -7,7 +7,7 @@ use base64::Engine;
 use common::registry::push_variant;
 use common::{Shim, ShimOptions, env, unique};
 use oci_client::secrets::RegistryAuth;
-use pinshim::cri::api::AuthConfig;
+use pinshim::api::AuthConfig;
 use tonic::Code;
 
 fn basic() -> RegistryAuth {

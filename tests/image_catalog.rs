@@ -5,7 +5,7 @@ mod common;
 use common::registry::push_variant;
 use common::{Shim, env, unique};
 use oci_client::secrets::RegistryAuth;
-use pinshim::cri::api::{ImageFilter, ImageFsInfoRequest, ListImagesRequest, RemoveImageRequest};
+use pinshim::api::{ImageFilter, ImageFsInfoRequest, ListImagesRequest, RemoveImageRequest};
 
 async fn fresh(tag: &str) -> (String, String) {
     let reference = format!("{}/pinshim-test/{}:{tag}", env("PINSHIM_TEST_REGISTRY"), unique("catalog"));

@@ -8,7 +8,7 @@ use std::path::Path;
 use common::pods::{self, IDLE};
 use common::{Shim, ShimOptions, env, unique};
 use oci_client::secrets::RegistryAuth;
-use pinshim::cri::api;
+use pinshim::api;
 use tonic::Code;
 
 /// Writes the policy; each version differs in length, so a reload is seen

@@ -115,8 +115,7 @@ async fn ten_concurrent_pulls_make_one_docker_pull() {
 
     let pulls = (0..10).map(|_| {
         let mut images = shim.images.clone();
-        let request =
-            pinshim::cri::api::PullImageRequest { image: Some(common::spec(&reference)), ..Default::default() };
+        let request = pinshim::api::PullImageRequest { image: Some(common::spec(&reference)), ..Default::default() };
         async move { images.pull_image(request).await.map(|r| r.into_inner().image_ref) }
     });
     for result in futures::future::join_all(pulls).await {

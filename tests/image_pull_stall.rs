@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Shim, ShimOptions, env, unique};
 use oci_client::secrets::RegistryAuth;
-use pinshim::cri::api::image_service_client::ImageServiceClient;
+use pinshim::api::image_service_client::ImageServiceClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
@@ -176,7 +176,7 @@ async fn pull_past_the_callers_deadline_is_deadline_exceeded() {
     });
     let mut shim = Shim::start().await;
     let reference = format!("127.0.0.1:{port}/pinshim-test/{}:v1", unique("deadline"));
-    let mut request = tonic::Request::new(pinshim::cri::api::PullImageRequest {
+    let mut request = tonic::Request::new(pinshim::api::PullImageRequest {
         image: Some(common::spec(&reference)),
         ..Default::default()
     });

@@ -13,7 +13,7 @@ use bollard::query_parameters::{
 use common::Shim;
 use common::pods::{self, IDLE, Pod, Rt};
 use futures::StreamExt;
-use pinshim::cri::api::{self, ContainerEventType as Kind, ContainerState};
+use pinshim::api::{self, ContainerEventType as Kind, ContainerState};
 
 const STEPS: usize = 500;
 /// Containers alive at once, so the test stays light on the shared dockerd.

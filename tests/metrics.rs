@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{Shim, ShimOptions};
-use pinshim::cri::api::{ContainerStatusRequest, VersionRequest};
+use pinshim::api::{ContainerStatusRequest, VersionRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::pods::{self, IDLE, Pod, Rt, TestImage, container_config};
 use common::{Shim, unique};
-use pinshim::cri::api::{self, ContainerState, PodSandboxFilter};
+use pinshim::api::{self, ContainerState, PodSandboxFilter};
 use tonic::Code;
 
 /// A container config carrying a unique label value, so anything it left in

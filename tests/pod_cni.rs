@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::pods::{self, IDLE};
 use common::{Shim, ShimOptions, unique};
-use pinshim::cri::api;
+use pinshim::api;
 
 const PLUGINS: &str = "/usr/lib/cni";
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::pods::{self, IDLE, Pod, Rt, TestImage, container_config};
 use common::{Shim, unique};
-use pinshim::cri::api::{self, PodSandboxFilter};
+use pinshim::api::{self, PodSandboxFilter};
 use tonic::Code;
 
 /// A container config with a unique label value, to find anything it left in Docker.

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::Shim;
 use common::pods::{self, IDLE, Rt, container_config, namespaces_of};
-use pinshim::cri::api::{NamespaceMode, PodSandboxFilter, PodSandboxState, PodSandboxStateValue};
+use pinshim::api::{NamespaceMode, PodSandboxFilter, PodSandboxState, PodSandboxStateValue};
 use tonic::Code;
 
 fn now_nanos() -> i64 {
@@ -28,7 +28,7 @@ fn by_state(state: PodSandboxState, labels: &[(&str, &str)]) -> Option<PodSandbo
     Some(filter)
 }
 
-fn ids(items: &[pinshim::cri::api::PodSandbox]) -> Vec<&str> {
+fn ids(items: &[pinshim::api::PodSandbox]) -> Vec<&str> {
     items.iter().map(|p| p.id.as_str()).collect()
 }
 
@@ -95,7 +95,7 @@ async fn pod_runs_lists_stops_and_removes() {
 
     // Remove: gone everywhere; removing again is fine.
     pods::remove_pod(rt, &pod.id).await;
-    let request = pinshim::cri::api::PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: false };
+    let request = pinshim::api::PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: false };
     let err = rt.clone().pod_sandbox_status(request).await.expect_err("removed pod has no status");
     assert_eq!(err.code(), Code::NotFound, "{err}");
     assert!(pods::list_pods(rt, Some(PodSandboxFilter { id: pod.id.clone(), ..Default::default() })).await.is_empty());

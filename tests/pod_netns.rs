@@ -11,7 +11,7 @@ use std::process::Command;
 
 use common::pods::{self, CrashableShim, Rt, Sweep};
 use common::{Shim, unique};
-use pinshim::cri::api;
+use pinshim::api;
 
 const PLUGINS: &str = "/usr/lib/cni";
 const CONFLIST: &str = "/etc/cni/net.d/10-pinshim.conflist";

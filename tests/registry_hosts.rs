@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::pods::{self, IDLE};
 use common::{Shim, ShimOptions, env, unique};
 use oci_client::secrets::RegistryAuth;
-use pinshim::cri::api;
+use pinshim::api;
 use tonic::Code;
 
 const DOCKER_CERTS: &str = "/etc/docker/certs.d";

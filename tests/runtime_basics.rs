@@ -5,7 +5,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use common::{Shim, ShimOptions};
-use pinshim::cri::api::{RuntimeConfigRequest, StatusRequest, VersionRequest};
+use pinshim::api::{RuntimeConfigRequest, StatusRequest, VersionRequest};
 use tonic::Code;
 
 #[tokio::test]
@@ -52,8 +52,8 @@ async fn runtime_config_follows_docker_cgroup_driver() {
     let config = shim.runtime.runtime_config(RuntimeConfigRequest {}).await.expect("config").into_inner();
     let info = common::docker().info().await.expect("docker info");
     let expected = match info.cgroup_driver.map(|d| d.to_string()).as_deref() {
-        Some("systemd") => pinshim::cri::api::CgroupDriver::Systemd,
-        _ => pinshim::cri::api::CgroupDriver::Cgroupfs,
+        Some("systemd") => pinshim::api::CgroupDriver::Systemd,
+        _ => pinshim::api::CgroupDriver::Cgroupfs,
     };
     assert_eq!(config.linux.expect("linux").cgroup_driver, expected as i32);
 }
@@ -71,7 +71,7 @@ async fn socket_is_private_and_removed_on_sigterm() {
 #[tokio::test]
 async fn rpcs_docker_cannot_serve_say_so() {
     let mut shim = Shim::start().await;
-    let request = pinshim::cri::api::CheckpointContainerRequest::default();
+    let request = pinshim::api::CheckpointContainerRequest::default();
     let err = shim.runtime.checkpoint_container(request).await.expect_err("no checkpoints through docker");
     assert_eq!(err.code(), Code::Unimplemented);
     assert!(err.message().contains("CheckpointContainer"), "{err}");

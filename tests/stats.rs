@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::Shim;
 use common::pods;
-use pinshim::cri::api;
+use pinshim::api;
 
 async fn container_stats(rt: &pods::Rt, id: &str) -> api::ContainerStats {
     let request = api::ContainerStatsRequest { container_id: id.to_string() };

@@ -6,7 +6,7 @@ mod common;
 use common::Shim;
 use common::pods;
 use common::spdy::SpdyClient;
-use pinshim::cri::api;
+use pinshim::api;
 use pinshim::stream::spdy::Frame;
 
 const V4: &str = "v4.channel.k8s.io";

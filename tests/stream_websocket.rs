@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::Shim;
 use common::pods::{self, IDLE};
 use futures::{SinkExt, StreamExt};
-use pinshim::cri::api;
+use pinshim::api;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

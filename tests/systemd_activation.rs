@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pinshim::cri::api::VersionRequest;
-use pinshim::cri::api::runtime_service_client::RuntimeServiceClient;
+use pinshim::api::VersionRequest;
+use pinshim::api::runtime_service_client::RuntimeServiceClient;
 
 /// How systemd starts an activated service, in shell: the socket (given to
 /// the shell as stdin) moves to fd 3, and LISTEN_PID names the shell's

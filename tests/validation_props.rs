@@ -5,9 +5,9 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use pinshim::api::SecurityProfile;
+use pinshim::api::security_profile::ProfileType;
 use pinshim::container::security::seccomp_option;
-use pinshim::cri::api::SecurityProfile;
-use pinshim::cri::api::security_profile::ProfileType;
 use pinshim::validate::{cgroup_parent, clean_absolute, inside};
 use proptest::prelude::*;
 

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{ContainerService, labels, status_of};
-use crate::cri::api;
+use crate::api;
 use crate::docker::{ContainerAction, ContainerEvent};
 use crate::sandbox::SandboxError;
 

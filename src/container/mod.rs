@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cri::api;
+use crate::api;
 use crate::docker::{ContainerDetails, Docker, DockerError, StdioFlags, ignore_missing};
 use crate::host::HostLimits;
 use crate::image::ImageService;

@@ -1,7 +1,7 @@
 //! Seccomp and AppArmor profiles → Docker `SecurityOpt` entries.
 
-use crate::cri::api::SecurityProfile;
-use crate::cri::api::security_profile::ProfileType;
+use crate::api::SecurityProfile;
+use crate::api::security_profile::ProfileType;
 
 /// The `seccomp=…` option for a profile; `None` keeps Docker's default
 /// profile. No profile at all is unconfined, as the CRI defines it (kubelet

@@ -6,7 +6,7 @@ use super::error::ContainerError;
 use super::labels;
 use super::security::{apparmor_option, seccomp_option};
 use super::validate;
-use crate::cri::api;
+use crate::api;
 use crate::docker::{BindMount, CreateSpec, DeviceSpec, Propagation, ReadOnly, Resources};
 use crate::host::HostLimits;
 use crate::sandbox::Sandbox;

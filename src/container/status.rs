@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::labels;
-use crate::cri::api;
+use crate::api;
 use crate::docker::{ContainerDetails, ContainerSummary, MountInfo, Resources};
 
 /// CRI state for Docker's status word.

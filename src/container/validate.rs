@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::ContainerError;
 use super::log_open::{self, LogError};
-use crate::cri::api;
+use crate::api;
 use crate::validate;
 
 /// Everything in `config` that `create_spec` turns into Docker's settings.

@@ -1,6 +1,6 @@
 //! Conversions between CRI messages and pinshim's domain types.
 
-use super::api;
+use crate::api;
 use crate::image::{AuthFields, FsUsage, ImageView};
 
 pub fn image(view: ImageView) -> api::Image {

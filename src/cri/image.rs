@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::api::{self, image_service_server::ImageService};
 use super::status::missing;
 use super::{ResponseStream, batched, convert};
+use crate::api::{self, image_service_server::ImageService};
 use crate::image::{Credentials, ImageService as Images};
 
 pub struct ImageApi {

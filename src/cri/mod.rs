@@ -1,7 +1,7 @@
 //! The gRPC façade: CRI messages in, domain calls, CRI messages out. Only
-//! this module knows the generated protobuf types.
+//! this module implements the generated service traits; the messages are
+//! the shared vocabulary in `crate::api`.
 
-pub mod api;
 pub mod authority;
 mod convert;
 pub mod deadline;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::api::{self, runtime_service_server::RuntimeService};
 use super::status::{missing, not_implemented};
 use super::{ResponseStream, batched};
+use crate::api::{self, runtime_service_server::RuntimeService};
 use crate::container::ContainerService;
 use crate::docker::StdioFlags;
 use crate::runtime::{CgroupDriver, Condition, RUNTIME_API_VERSION, RUNTIME_NAME, Runtime};

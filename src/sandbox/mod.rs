@@ -15,8 +15,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::api;
 use crate::container::labels;
-use crate::cri::api;
 use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError, ignore_missing};
 use crate::fault::{self, CrashHook};
 use crate::host::HostLimits;

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::cri::api;
+use crate::api;
 use crate::network::{DnsCapability, PodNetwork, PortMapping};
 
 /// Pod annotations kubelet users set to shape traffic (bandwidth plugin).

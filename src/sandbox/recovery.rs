@@ -6,8 +6,8 @@
 //! is gone are released.
 
 use super::{SandboxError, SandboxService, is_sandbox, network};
+use crate::api;
 use crate::container::labels;
-use crate::cri::api;
 use crate::docker::ContainerDetails;
 
 impl SandboxService {

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use super::SandboxError;
 use super::dns::DnsConfig;
 use super::network::NetworkKind;
+use crate::api;
 use crate::container::labels;
 use crate::container::security::{apparmor_option, seccomp_option};
-use crate::cri::api;
 use crate::docker::{CreateSpec, PortSpec};
 use crate::host::{HostLimits, SANDBOX_OOM_SCORE_ADJ};
 

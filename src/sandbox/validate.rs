@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::SandboxError;
-use crate::cri::api;
+use crate::api;
 use crate::validate;
 
 /// sysctls that live in the IPC namespace (runc's list).

@@ -1,7 +1,7 @@
 //! The CRI metrics kubelet re-exports under cAdvisor's names, built from
 //! the same kernel readings as the stats.
 
-use crate::cri::api;
+use crate::api;
 
 const CPU: &str = "container_cpu_usage_seconds_total";
 const WORKING_SET: &str = "container_memory_working_set_bytes";

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 
+use crate::api;
 use crate::container::{ContainerError, ContainerService, labels};
-use crate::cri::api;
 use crate::docker::{ContainerDetails, Docker};
 use crate::sandbox::{Sandbox, SandboxError, SandboxService};
 use crate::time::now_nanos;

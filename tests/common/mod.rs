@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hyper_util::rt::TokioIo;
-use pinshim::cri::api::image_service_client::ImageServiceClient;
-use pinshim::cri::api::runtime_service_client::RuntimeServiceClient;
-use pinshim::cri::api::{self};
+use pinshim::api::image_service_client::ImageServiceClient;
+use pinshim::api::runtime_service_client::RuntimeServiceClient;
+use pinshim::api::{self};
 use tonic::transport::{Channel, Endpoint};
 
 /// Reads a variable `hack/test.sh` exports; the suite is not meant to run without it.

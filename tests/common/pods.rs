@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oci_client::secrets::RegistryAuth;
-use pinshim::cri::api::image_service_client::ImageServiceClient;
-use pinshim::cri::api::runtime_service_client::RuntimeServiceClient;
-use pinshim::cri::api::{self, ContainerState, NamespaceMode};
+use pinshim::api::image_service_client::ImageServiceClient;
+use pinshim::api::runtime_service_client::RuntimeServiceClient;
+use pinshim::api::{self, ContainerState, NamespaceMode};
 use tonic::transport::Channel;
 
 use super::registry::push_variant;
