@@ -14,6 +14,7 @@ pub mod fault;
 pub mod host;
 pub mod image;
 pub mod index;
+pub mod labels;
 pub mod metrics;
 pub mod network;
 pub mod observability;

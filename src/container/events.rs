@@ -7,9 +7,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{ContainerService, labels, status_of};
+use super::{ContainerService, status_of};
 use crate::api;
 use crate::docker::{ContainerAction, ContainerEvent};
+use crate::labels;
 use crate::sandbox::SandboxError;
 
 /// Events buffered for a slow subscriber before pinshim waits for it.

@@ -4,7 +4,6 @@
 mod cri_log;
 mod error;
 mod events;
-pub mod labels;
 mod log_open;
 mod logs;
 pub mod security;
@@ -24,6 +23,7 @@ use crate::docker::{ContainerDetails, Docker, DockerError, StdioFlags, ignore_mi
 use crate::host::HostLimits;
 use crate::image::ImageService;
 use crate::index::ContainerIndex;
+use crate::labels;
 use crate::sandbox::SandboxService;
 use crate::stream::StreamRequest;
 use crate::time::now_nanos;

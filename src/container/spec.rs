@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 
 use super::error::ContainerError;
-use super::labels;
 use super::security::{apparmor_option, seccomp_option};
 use super::validate;
 use crate::api;
 use crate::docker::{BindMount, CreateSpec, DeviceSpec, Propagation, ReadOnly, Resources};
 use crate::host::HostLimits;
+use crate::labels;
 use crate::sandbox::Sandbox;
 
 /// The image a container is created from, as resolved at creation.

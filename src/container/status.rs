@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use super::labels;
 use crate::api;
 use crate::docker::{ContainerDetails, ContainerSummary, MountInfo, Resources};
+use crate::labels;
 
 /// CRI state for Docker's status word.
 pub fn state_of(docker_status: &str) -> api::ContainerState {

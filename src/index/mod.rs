@@ -17,8 +17,8 @@ use futures::StreamExt;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::container::labels;
 use crate::docker::{ContainerAction, ContainerDetails, ContainerEvent, Docker, DockerError};
+use crate::labels;
 use state::State;
 
 /// Inspections in flight at once during a rebuild or a burst of events.

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::container::labels;
 use crate::docker::ContainerDetails;
+use crate::labels;
 
 /// Tombstones are kept at least this long; far longer than any reading takes.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);

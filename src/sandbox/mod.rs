@@ -16,12 +16,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::api;
-use crate::container::labels;
 use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError, ignore_missing};
 use crate::fault::{self, CrashHook};
 use crate::host::HostLimits;
 use crate::image::ImageService;
 use crate::index::ContainerIndex;
+use crate::labels;
 use crate::network::{Cni, NetnsPins, SandboxLocks};
 use crate::time::now_nanos;
 use network::NetworkKind;

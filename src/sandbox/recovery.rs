@@ -7,8 +7,8 @@
 
 use super::{SandboxError, SandboxService, is_sandbox, network};
 use crate::api;
-use crate::container::labels;
 use crate::docker::ContainerDetails;
+use crate::labels;
 
 impl SandboxService {
     /// A leftover with the same name (held under the run lock, so not

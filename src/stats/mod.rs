@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::StreamExt;
 
 use crate::api;
-use crate::container::{ContainerError, ContainerService, labels};
+use crate::container::{ContainerError, ContainerService};
 use crate::docker::{ContainerDetails, Docker};
+use crate::labels;
 use crate::sandbox::{Sandbox, SandboxError, SandboxService};
 use crate::time::now_nanos;
 use cgroup::{CgroupLocation, CgroupStats};
