@@ -12,10 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::hosts::RegistryHost;
-
-/// Prefix of every file this module owns.
-pub const OWNED_PREFIX: &str = "pinshim-";
+use super::hosts::{OWNED_PREFIX, RegistryHost};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot update docker trust in {path}: {source}")]

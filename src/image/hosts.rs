@@ -73,6 +73,10 @@ impl Capabilities {
     pub const PULL_AND_RESOLVE: Capabilities = Capabilities { pull: true, resolve: true };
 }
 
+/// Prefix of the files pinshim itself writes into a certs.d directory
+/// (Docker's trust, kept in line with hosts.toml): never configuration.
+pub const OWNED_PREFIX: &str = "pinshim-";
+
 /// One endpoint to try for a registry, in order. `Debug` names header
 /// keys only: their values may be secrets (tokens sent as headers).
 #[derive(Clone, PartialEq, Default)]
@@ -339,7 +343,7 @@ fn load_cert_dir(dir: &Path, host: &mut RegistryHost) -> Result<(), HostsError> 
     names.sort();
     // Files pinshim itself wrote for Docker mirror a hosts.toml; reading them
     // back as configuration would keep them alive after it changes.
-    names.retain(|n| !n.starts_with(super::docker_trust::OWNED_PREFIX));
+    names.retain(|n| !n.starts_with(OWNED_PREFIX));
     for name in &names {
         if name.ends_with(".crt") {
             host.ca_files.push(dir.join(name));

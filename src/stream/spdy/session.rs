@@ -2,9 +2,10 @@
 //! and a writer task, bounded queues between them and the caller, and the
 //! streams the client opens handed out as [`IncomingStream`]s.
 
+pub(crate) mod command;
 mod reader;
 pub(crate) mod state;
-pub(crate) mod writer;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::codec::{DEFAULT_MAX_FRAME_SIZE, FrameError};
+use super::compress::DEFAULT_MAX_HEADER_BLOCK;
 use super::frame::{Frame, GoAwayStatus, Setting, setting};
-use super::headers::{DEFAULT_MAX_HEADER_BLOCK, HeaderError};
+use super::headers::HeaderError;
 use super::stream::IncomingStream;
+use command::Command;
 use state::{DEFAULT_WINDOW, Shared, State};
-use writer::Command;
 
 /// Commands queued for the writer before callers wait.
 const WRITE_QUEUE: usize = 64;

@@ -9,24 +9,10 @@ use tokio::sync::Notify;
 
 use super::block::check_headers;
 use super::frame::{Frame, RstStatus};
-use super::headers::{HeaderError, Headers};
+use super::headers::Headers;
+use super::session::command::Command;
 use super::session::state::{Shared, State, StreamState, wait_until};
-use super::session::writer::Command;
-
-/// Why a stream operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StreamError {
-    #[error("spdy stream {0} was reset ({1:?})")]
-    Reset(u32, RstStatus),
-    #[error("spdy stream {0} is closed for sending")]
-    Closed(u32),
-    #[error("spdy stream {0} was already replied to")]
-    AlreadyReplied(u32),
-    #[error("invalid reply headers for spdy stream {id}: {source}")]
-    Headers { id: u32, source: HeaderError },
-    #[error("spdy session is closed")]
-    SessionClosed,
-}
+pub use super::stream_error::StreamError;
 
 /// A stream the client opened with SYN_STREAM. Reply to it promptly:
 /// Kubernetes clients open their streams one after another and wait for

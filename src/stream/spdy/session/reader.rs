@@ -11,11 +11,11 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use super::super::codec::FrameCodec;
+use super::super::compress::HeaderDecompressor;
 use super::super::frame::{Frame, MAX_STREAM_ID, RstStatus, Setting, SynStream, setting};
-use super::super::headers::HeaderDecompressor;
 use super::super::stream::IncomingStream;
+use super::command::Command;
 use super::state::{DEFAULT_WINDOW, Shared, StreamState, wait_until};
-use super::writer::Command;
 use super::{SessionError, shutdown};
 
 /// Runs until the peer closes the connection, breaks the protocol, or the session is cancelled.

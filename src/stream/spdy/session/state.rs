@@ -9,8 +9,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::super::frame::{MAX_STREAM_ID, RstStatus};
-use super::super::stream::StreamError;
-use super::writer::Command;
+use super::super::stream_error::StreamError;
+use super::command::Command;
 use super::{PeerWindow, SessionConfig};
 
 /// Every window, stream or session, starts at 64 KiB in SPDY/3.1.

@@ -10,8 +10,9 @@ use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
 use super::super::codec::FrameCodec;
+use super::super::compress::{DEFAULT_MAX_HEADER_BLOCK, HeaderCompressor, HeaderDecompressor};
 use super::super::frame::{Frame, SynStream};
-use super::super::headers::{DEFAULT_MAX_HEADER_BLOCK, HeaderCompressor, HeaderDecompressor, Headers};
+use super::super::headers::Headers;
 use super::super::stream::IncomingStream;
 use super::{Session, SessionConfig};
 

@@ -10,22 +10,11 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedWrite;
 
 use super::super::codec::FrameCodec;
+use super::super::compress::HeaderCompressor;
 use super::super::frame::Frame;
-use super::super::headers::{HeaderCompressor, Headers};
 use super::SessionError;
+use super::command::Command;
 use super::state::Shared;
-
-/// What the writer task can be asked to do, in wire order.
-#[derive(Debug)]
-pub enum Command {
-    /// Send a frame as is.
-    Frame(Frame),
-    /// Compress `headers` and send them as a SYN_REPLY.
-    Reply { stream_id: u32, headers: Headers, fin: bool },
-    /// Send everything queued before this, close the connection's write
-    /// side and end the session.
-    Close,
-}
 
 /// Runs until a [`Command::Close`] is done, a write fails or the session is cancelled.
 pub async fn run<W: AsyncWrite + Unpin>(shared: Arc<Shared>, commands: mpsc::Receiver<Command>, io: W) {
