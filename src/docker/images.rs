@@ -11,7 +11,6 @@ use futures::StreamExt;
 
 use super::system::ImageStore;
 use super::{Docker, DockerError, timed};
-use crate::image::Credentials;
 
 /// An image as Docker holds it. Names are as Docker prints them (familiar
 /// form for Docker Hub); the image module qualifies them.
@@ -30,6 +29,30 @@ pub struct DockerImage {
 const READ_ATTEMPTS: u32 = 5;
 /// The pause before it is tried again.
 const REREAD_PAUSE: Duration = Duration::from_millis(50);
+
+/// Credentials for one registry, as Docker's pull takes them. Secrets
+/// never reach `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub server_address: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub identity_token: Option<String>,
+    pub registry_token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RegistryAuth")
+            .field("server_address", &self.server_address)
+            .field("username", &self.username)
+            .field("password", &secret(&self.password))
+            .field("identity_token", &secret(&self.identity_token))
+            .field("registry_token", &secret(&self.registry_token))
+            .finish()
+    }
+}
 
 /// One platform's image inside a (multi-platform) image.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -147,7 +170,7 @@ impl Docker {
         &self,
         repository: &str,
         digest: &str,
-        credentials: Option<&Credentials>,
+        credentials: Option<&RegistryAuth>,
         stall: Duration,
     ) -> Result<(), DockerError> {
         let client = self.client().await?;
@@ -191,7 +214,7 @@ fn split_names(names: Vec<String>, mut digests: Vec<String>) -> (Vec<String>, Ve
     (tags, digests)
 }
 
-fn docker_credentials(c: &Credentials) -> DockerCredentials {
+fn docker_credentials(c: &RegistryAuth) -> DockerCredentials {
     DockerCredentials {
         username: c.username.clone(),
         password: c.password.clone(),

@@ -15,7 +15,7 @@ pub use containers::{
 };
 pub use events::{ContainerAction, ContainerEvent};
 pub use exec::ExecOutput;
-pub use images::{DockerImage, PlatformManifest};
+pub use images::{DockerImage, PlatformManifest, RegistryAuth};
 pub use logs::{LogChunk, OutputStream};
 pub use mounts::{BindMount, Propagation, ReadOnly};
 pub use stream::{Session, StdioFlags};

@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::error::ImageError;
 use super::reference::DEFAULT_REGISTRY;
+use crate::docker::RegistryAuth;
 
 /// Names under which Docker files credentials for Docker Hub.
 const DOCKER_HUB_KEYS: &[&str] =
@@ -39,6 +40,19 @@ impl fmt::Debug for Credentials {
             .field("identity_token", &self.identity_token.as_ref().map(|_| "<redacted>"))
             .field("registry_token", &self.registry_token.as_ref().map(|_| "<redacted>"))
             .finish()
+    }
+}
+
+impl Credentials {
+    /// The same credentials in the form Docker's pull takes.
+    pub fn for_docker(&self) -> RegistryAuth {
+        RegistryAuth {
+            server_address: self.server_address.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            identity_token: self.identity_token.clone(),
+            registry_token: self.registry_token.clone(),
+        }
     }
 }
 

@@ -266,7 +266,7 @@ impl ImageService {
             .pull_by_digest(
                 &source.repository,
                 digest.as_str(),
-                source.credentials.as_ref(),
+                source.credentials.as_ref().map(Credentials::for_docker).as_ref(),
                 self.config.pull_progress_deadline,
             )
             .await
@@ -307,10 +307,10 @@ impl ImageService {
         let repo = reference.repository();
         let tag = reference.tag().unwrap_or("latest");
         tracing::warn!(reference = %reference, "tag not resolved by any endpoint; policy allows a pull by tag");
-        let creds = targets.last().and_then(|t| t.credentials.as_ref());
+        let creds = targets.last().and_then(|t| t.credentials.as_ref()).map(Credentials::for_docker);
         let started = Instant::now();
         self.docker
-            .pull_by_digest(&repo.to_string(), tag, creds, self.config.pull_progress_deadline)
+            .pull_by_digest(&repo.to_string(), tag, creds.as_ref(), self.config.pull_progress_deadline)
             .await
             .map_err(|e| pull_error(reference, e))?;
         let image = self.docker.inspect_image(&reference.to_string()).await?.ok_or_else(|| ImageError::PullFailed {
