@@ -20,6 +20,7 @@ pub mod network;
 pub mod observability;
 pub mod runtime;
 pub mod sandbox;
+pub mod security_opt;
 pub mod server;
 pub mod stats;
 pub mod stream;

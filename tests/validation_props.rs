@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use pinshim::api::SecurityProfile;
 use pinshim::api::security_profile::ProfileType;
-use pinshim::container::security::seccomp_option;
+use pinshim::security_opt::seccomp_option;
 use pinshim::validate::{cgroup_parent, clean_absolute, inside};
 use proptest::prelude::*;
 

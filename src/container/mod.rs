@@ -6,7 +6,6 @@ mod error;
 mod events;
 mod log_open;
 mod logs;
-pub mod security;
 mod spec;
 mod status;
 mod validate;

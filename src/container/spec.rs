@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 
 use super::error::ContainerError;
-use super::security::{apparmor_option, seccomp_option};
 use super::validate;
 use crate::api;
 use crate::docker::{BindMount, CreateSpec, DeviceSpec, Propagation, ReadOnly, Resources};
 use crate::host::HostLimits;
 use crate::labels;
 use crate::sandbox::Sandbox;
+use crate::security_opt::{apparmor_option, seccomp_option};
 
 /// The image a container is created from, as resolved at creation.
 #[derive(Debug, Clone, Default)]

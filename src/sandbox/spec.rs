@@ -6,10 +6,10 @@ use super::SandboxError;
 use super::dns::DnsConfig;
 use super::network::NetworkKind;
 use crate::api;
-use crate::container::security::{apparmor_option, seccomp_option};
 use crate::docker::{CreateSpec, PortSpec};
 use crate::host::{HostLimits, SANDBOX_OOM_SCORE_ADJ};
 use crate::labels;
+use crate::security_opt::{apparmor_option, seccomp_option};
 
 pub fn create_spec(
     config: &api::PodSandboxConfig,

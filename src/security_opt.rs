@@ -1,4 +1,5 @@
-//! Seccomp and AppArmor profiles → Docker `SecurityOpt` entries.
+//! Seccomp and AppArmor profiles → Docker `SecurityOpt` entries, for pod
+//! sandboxes and containers alike.
 
 use crate::api::SecurityProfile;
 use crate::api::security_profile::ProfileType;
