@@ -1,5 +1,6 @@
 //! Image calls: inspect, list, pull by digest, tag, remove.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
@@ -9,7 +10,6 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 
-use super::system::ImageStore;
 use super::{Docker, DockerError, timed};
 
 /// An image as Docker holds it. Names are as Docker prints them (familiar
@@ -72,30 +72,16 @@ impl Docker {
     /// its root filesystem, which does not parse: asked again, it has gone.
     pub async fn inspect_image(&self, name: &str) -> Result<Option<DockerImage>, DockerError> {
         let client = self.client().await?;
-        let mut attempt = 1;
-        let inspected = loop {
-            match timed("image_inspect", client.inspect_image(name)).await.map_err(|e| self.error(e)) {
-                Err(DockerError::Unreadable(_)) if attempt < READ_ATTEMPTS => {
-                    attempt += 1;
-                    tokio::time::sleep(REREAD_PAUSE).await;
-                }
-                other => break other,
-            }
-        };
-        match inspected {
+        let unreadable = |e: &DockerError| matches!(e, DockerError::Unreadable(_));
+        match self.reread(unreadable, || timed("image_inspect", client.inspect_image(name))).await {
             Ok(image) => {
                 let (repo_tags, repo_digests) =
                     split_names(image.repo_tags.unwrap_or_default(), image.repo_digests.unwrap_or_default());
-                let id = image.id.unwrap_or_default();
-                let size = match self.engine().await?.image_store {
-                    ImageStore::GraphDriver => image.size.unwrap_or_default().max(0) as u64,
-                    ImageStore::Containerd => self.listed_size(&id).await?,
-                };
                 Ok(Some(DockerImage {
-                    id,
+                    id: image.id.unwrap_or_default(),
                     repo_tags,
                     repo_digests,
-                    size,
+                    size: image.size.unwrap_or_default().max(0) as u64,
                     user: Some(image.config.and_then(|c| c.user).unwrap_or_default()),
                 }))
             }
@@ -104,13 +90,32 @@ impl Docker {
         }
     }
 
-    /// Image `id`'s size as the listing gives it. The containerd image
-    /// store's inspect counts only the platform content, its listing also
-    /// the unpacked snapshots: what the image takes on disk, and what
-    /// ListImages reports.
-    async fn listed_size(&self, id: &str) -> Result<u64, DockerError> {
+    /// Image `id`'s size as the listing gives it; `None` if it is not
+    /// listed. The containerd image store's inspect counts only the
+    /// platform content, its listing also the unpacked snapshots: what the
+    /// image takes on disk, and what ListImages reports.
+    pub async fn listed_size(&self, id: &str) -> Result<Option<u64>, DockerError> {
         let listed = self.list_images().await?;
-        Ok(listed.into_iter().find(|i| i.id == id).map(|i| i.size).unwrap_or_default())
+        Ok(listed.into_iter().find(|i| i.id == id).map(|i| i.size))
+    }
+
+    /// Runs `call` again (after a pause, a few times) while it fails in a
+    /// way `transient` says a concurrent removal explains.
+    async fn reread<T, F, Fut>(&self, transient: impl Fn(&DockerError) -> bool, call: F) -> Result<T, DockerError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match call().await.map_err(|e| self.error(e)) {
+                Err(e) if transient(&e) && attempt < READ_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(REREAD_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Lists top-level images (no intermediate build layers).
@@ -132,16 +137,8 @@ impl Docker {
     async fn image_summaries(&self, manifests: bool) -> Result<Vec<ImageSummary>, DockerError> {
         let client = self.client().await?;
         let options = ListImagesOptionsBuilder::default().all(false).manifests(manifests).build();
-        let mut attempt = 1;
-        loop {
-            match timed("image_list", client.list_images(Some(options.clone()))).await.map_err(|e| self.error(e)) {
-                Err(DockerError::NotFound(_) | DockerError::Unreadable(_)) if attempt < READ_ATTEMPTS => {
-                    attempt += 1;
-                    tokio::time::sleep(REREAD_PAUSE).await;
-                }
-                other => return other,
-            }
-        }
+        let transient = |e: &DockerError| matches!(e, DockerError::NotFound(_) | DockerError::Unreadable(_));
+        self.reread(transient, || timed("image_list", client.list_images(Some(options.clone())))).await
     }
 
     /// The platform images of image `id`, as the containerd image store

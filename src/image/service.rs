@@ -340,7 +340,7 @@ impl ImageService {
         };
         let canonical = canonical.or_else(|| canonical_of_image(&image, &resolved_tags));
         let canonical_reason = canonical.is_none().then(|| no_canonical_reason(&image));
-        let image = self.view(image).await?;
+        let image = self.view_inspected(image).await?;
         Ok(Some(ImageStatus { image, canonical, canonical_reason, resolved_tags }))
     }
 
@@ -386,7 +386,7 @@ impl ImageService {
         if let Some(spec) = filter.filter(|s| !s.is_empty()) {
             let found = self.find(spec).await?;
             return match found {
-                Some((image, _)) => Ok(vec![self.view(image).await?]),
+                Some((image, _)) => Ok(vec![self.view_inspected(image).await?]),
                 None => Ok(Vec::new()),
             };
         }
@@ -398,6 +398,18 @@ impl ImageService {
             .await
             .into_iter()
             .collect()
+    }
+
+    /// [`Self::view`] of an image found by inspection, with the size the
+    /// listing reports for it, so ImageStatus and ListImages agree (the
+    /// containerd store's inspection counts less than its listing).
+    async fn view_inspected(&self, mut image: DockerImage) -> Result<ImageView, ImageError> {
+        if self.docker.engine().await?.image_store == ImageStore::Containerd
+            && let Some(size) = self.docker.listed_size(&image.id).await?
+        {
+            image.size = size;
+        }
+        self.view(image).await
     }
 
     /// Converts Docker's view, fetching the config user when the listing
