@@ -18,6 +18,7 @@ pub mod labels;
 pub mod metrics;
 pub mod network;
 pub mod observability;
+pub mod registry;
 pub mod runtime;
 pub mod sandbox;
 pub mod security_opt;

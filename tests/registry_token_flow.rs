@@ -18,9 +18,7 @@ use hyper_util::rt::TokioIo;
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
 
-use pinshim::image::distribution::{
-    Credentials, DistributionClient, MEDIA_TYPE_DOCKER_MANIFEST, RegistryHost, ResolveError,
-};
+use pinshim::registry::{Credentials, DistributionClient, MEDIA_TYPE_DOCKER_MANIFEST, RegistryHost, ResolveError};
 
 const REPO: &str = "fake/app";
 const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#;

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use super::endpoints::Resolution;
 use super::error::ImageError;
 use super::reference::ImageReference;
-use super::registry::Resolution;
 use crate::docker::DockerImage;
 use crate::metrics;
 

@@ -3,14 +3,13 @@
 
 mod audit_log;
 mod credentials;
-pub mod distribution;
 mod docker_trust;
+mod endpoints;
 mod error;
 pub mod hosts;
 pub mod policy;
 mod records;
 pub mod reference;
-mod registry;
 mod service;
 mod single_flight;
 

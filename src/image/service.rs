@@ -10,15 +10,15 @@ use tokio::sync::Mutex;
 
 use super::audit_log;
 use super::credentials::{Credentials, DockerConfig};
-use super::distribution::DistributionClient;
+use super::endpoints::{self, Endpoint, Registry, Resolution};
 use super::error::ImageError;
 use super::policy::{PolicyFile, Verdict};
 use super::records::TagRecords;
 use super::reference::{Digest, ImageReference, Target};
-use super::registry::{self, Endpoint, Registry, Resolution};
 use super::single_flight::SingleFlight;
 use crate::disk_usage::{FsUsage, FsUsageCache};
 use crate::docker::{Docker, DockerError, DockerImage, ImageStore, PlatformManifest, ignore_missing};
+use crate::registry::DistributionClient;
 
 /// How many image configs ListImages inspects at once when its cache misses.
 const INSPECT_CONCURRENCY: usize = 8;
@@ -229,7 +229,7 @@ impl ImageService {
             };
             // Refused rather than dropped: going anonymous would hide why access fails.
             if let Some(c) = &credentials {
-                registry::check_supported(c)?;
+                endpoints::check_supported(c)?;
             }
             targets.push(Endpoint { host, credentials, upstream });
         }

@@ -15,6 +15,7 @@ mod describe;
 mod digest;
 mod endpoint;
 mod error;
+mod host;
 mod response;
 mod transport;
 
@@ -28,6 +29,7 @@ use reqwest::Url;
 
 pub use auth::Credentials;
 pub use error::ResolveError;
+pub use host::{Capabilities, RegistryHost};
 pub use transport::TransportConfig;
 
 use auth::{TokenCache, TokenKey, TokenResponse, basic_header, bearer_header, token_scopes};
@@ -55,8 +57,6 @@ const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-conten
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
 /// Enough of an error body or token answer to read its JSON.
 const MAX_SMALL_BODY_BYTES: usize = 1 << 20;
-
-pub use super::hosts::RegistryHost;
 
 /// The manifest a reference names.
 #[derive(Debug, Clone, PartialEq, Eq)]

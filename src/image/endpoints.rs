@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 
 use super::credentials::Credentials;
-use super::distribution::{self, DistributionClient, ResolveError};
 use super::docker_trust::DockerTrust;
 use super::error::ImageError;
 use super::hosts::{HostsConfig, RegistryHost};
 use super::reference::{Digest, ImageReference};
+use crate::registry::{self, DistributionClient, ResolveError};
 
 /// One endpoint of a registry with the credentials for it.
 #[derive(Debug, Clone)]
@@ -199,11 +199,11 @@ impl Registry {
 }
 
 /// CRI/Docker credentials in the form the distribution client sends.
-fn wire_credentials(c: &Credentials) -> Option<distribution::Credentials> {
+fn wire_credentials(c: &Credentials) -> Option<registry::Credentials> {
     if let Some(token) = &c.registry_token {
-        return Some(distribution::Credentials::Bearer(token.clone()));
+        return Some(registry::Credentials::Bearer(token.clone()));
     }
-    c.username.as_ref().map(|username| distribution::Credentials::Basic {
+    c.username.as_ref().map(|username| registry::Credentials::Basic {
         username: username.clone(),
         password: c.password.clone().unwrap_or_default(),
     })
@@ -278,6 +278,6 @@ mod tests {
         assert!(matches!(check_supported(&c), Err(ImageError::Unsupported(_))));
         let basic = Credentials { username: Some("u".into()), password: Some("p".into()), ..Default::default() };
         assert!(check_supported(&basic).is_ok());
-        assert!(matches!(wire_credentials(&basic), Some(distribution::Credentials::Basic { .. })));
+        assert!(matches!(wire_credentials(&basic), Some(registry::Credentials::Basic { .. })));
     }
 }
