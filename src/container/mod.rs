@@ -24,7 +24,6 @@ use crate::image::ImageService;
 use crate::index::ContainerIndex;
 use crate::labels;
 use crate::sandbox::SandboxService;
-use crate::stream::StreamRequest;
 use crate::time::now_nanos;
 use logs::LogManager;
 use spec::ImageIdentity;
@@ -280,24 +279,20 @@ impl ContainerService {
         Ok(api::ExecSyncResponse { stdout: out.stdout, stderr: out.stderr, exit_code })
     }
 
-    /// Checks an Exec request and turns it into what the streaming server runs.
-    pub async fn exec_request(
-        &self,
-        id: &str,
-        cmd: Vec<String>,
-        flags: StdioFlags,
-    ) -> Result<StreamRequest, ContainerError> {
+    /// Checks an Exec request: a command, streams the session can carry, and
+    /// a running container. Gives the container's full ID to exec in.
+    pub async fn exec_target(&self, id: &str, cmd: &[String], flags: StdioFlags) -> Result<String, ContainerError> {
         if cmd.is_empty() {
             return Err(invalid("cmd is required"));
         }
         check_streams(flags)?;
-        let details = self.running(id).await?;
-        Ok(StreamRequest::Exec { container_id: details.id, cmd, flags })
+        Ok(self.running(id).await?.id)
     }
 
     /// Checks an Attach request: stdin only for containers created with it,
-    /// and the TTY mode is the container's own.
-    pub async fn attach_request(&self, id: &str, flags: StdioFlags) -> Result<StreamRequest, ContainerError> {
+    /// and the TTY mode is the container's own. Gives the container's full
+    /// ID and the streams to attach.
+    pub async fn attach_target(&self, id: &str, flags: StdioFlags) -> Result<(String, StdioFlags), ContainerError> {
         let details = self.running(id).await?;
         if flags.stdin && !details.open_stdin {
             return Err(ContainerError::InvalidConfig(format!(
@@ -307,7 +302,7 @@ impl ContainerService {
         }
         let flags = StdioFlags { tty: details.tty, stderr: flags.stderr && !details.tty, ..flags };
         check_streams(flags)?;
-        Ok(StreamRequest::Attach { container_id: details.id, flags })
+        Ok((details.id, flags))
     }
 
     async fn running(&self, id: &str) -> Result<ContainerDetails, ContainerError> {

@@ -14,7 +14,7 @@ use crate::docker::StdioFlags;
 use crate::runtime::{CgroupDriver, Condition, RUNTIME_API_VERSION, RUNTIME_NAME, Runtime};
 use crate::sandbox::SandboxService;
 use crate::stats::StatsService;
-use crate::stream::Streaming;
+use crate::stream::{StreamRequest, Streaming};
 
 pub struct RuntimeApi {
     runtime: Arc<Runtime>,
@@ -285,7 +285,8 @@ impl RuntimeService for RuntimeApi {
         let r = request.into_inner();
         tracing::Span::current().record("container_id", r.container_id.as_str());
         let flags = StdioFlags { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, tty: r.tty };
-        let stream = self.containers.exec_request(&r.container_id, r.cmd, flags).await?;
+        let container_id = self.containers.exec_target(&r.container_id, &r.cmd, flags).await?;
+        let stream = StreamRequest::Exec { container_id, cmd: r.cmd, flags };
         Ok(Response::new(api::ExecResponse { url: self.streaming.url(stream)? }))
     }
 
@@ -294,7 +295,8 @@ impl RuntimeService for RuntimeApi {
         let r = request.into_inner();
         tracing::Span::current().record("container_id", r.container_id.as_str());
         let flags = StdioFlags { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, tty: r.tty };
-        let stream = self.containers.attach_request(&r.container_id, flags).await?;
+        let (container_id, flags) = self.containers.attach_target(&r.container_id, flags).await?;
+        let stream = StreamRequest::Attach { container_id, flags };
         Ok(Response::new(api::AttachResponse { url: self.streaming.url(stream)? }))
     }
 
@@ -305,7 +307,8 @@ impl RuntimeService for RuntimeApi {
     ) -> Result<Response<api::PortForwardResponse>, Status> {
         let r = request.into_inner();
         tracing::Span::current().record("sandbox_id", r.pod_sandbox_id.as_str());
-        let stream = self.sandboxes.port_forward_request(&r.pod_sandbox_id).await?;
+        let (sandbox_id, pid) = self.sandboxes.port_forward_target(&r.pod_sandbox_id).await?;
+        let stream = StreamRequest::PortForward { sandbox_id, pid };
         Ok(Response::new(api::PortForwardResponse { url: self.streaming.url(stream)? }))
     }
 

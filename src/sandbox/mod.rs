@@ -303,13 +303,14 @@ impl SandboxService {
     }
 
     /// Where a PortForward connects: the running pod's infra process, whose
-    /// network namespace is the pod's.
-    pub async fn port_forward_request(&self, id: &str) -> Result<crate::stream::StreamRequest, SandboxError> {
+    /// network namespace is the pod's. Gives the sandbox's full ID and that
+    /// process's PID.
+    pub async fn port_forward_target(&self, id: &str) -> Result<(String, i64), SandboxError> {
         let (sandbox, details) = self.get(id).await?;
         if !sandbox.ready || details.state.pid <= 0 {
             return Err(SandboxError::NotReady(sandbox.id));
         }
-        Ok(crate::stream::StreamRequest::PortForward { sandbox_id: sandbox.id, pid: details.state.pid })
+        Ok((sandbox.id, details.state.pid))
     }
 
     /// PodSandboxStatus: state, IPs, namespaces, labels and annotations.
