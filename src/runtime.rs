@@ -8,7 +8,7 @@ use crate::network::Cni;
 
 /// Reported as the runtime name so nodes show `docker://<version>`.
 pub const RUNTIME_NAME: &str = "docker";
-pub const RUNTIME_API_VERSION: &str = "v1";
+pub const RUNTIME_API_VERSION: &str = crate::build_info::CRI_API_VERSION;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeVersion {
