@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod log_open;
 mod logs;
+mod signal;
 mod spec;
 mod status;
 mod validate;

@@ -92,7 +92,7 @@ pub fn create_spec(
         tty: config.tty,
         open_stdin: config.stdin,
         stdin_once: config.stdin_once,
-        stop_signal: stop_signal(config.stop_signal()),
+        stop_signal: super::signal::to_docker(config.stop_signal()),
         network_mode: Some(sandbox_ref.clone()),
         ipc_mode: Some(match namespaces.ipc() {
             api::NamespaceMode::Node => "host".to_string(),
@@ -161,13 +161,6 @@ fn user(security: &api::LinuxContainerSecurityContext) -> Result<Option<String>,
         Some(gid) => format!("{name}:{}", gid.value),
         None => name,
     }))
-}
-
-fn stop_signal(signal: api::Signal) -> Option<String> {
-    match signal {
-        api::Signal::RuntimeDefault => None,
-        other => Some(other.as_str_name().trim_start_matches("SIGNAL_").to_string()),
-    }
 }
 
 /// A CRI mount as a bind of a host path. The host path must exist: Docker
@@ -284,11 +277,5 @@ mod tests {
         let r = api::LinuxContainerResources { memory_limit_in_bytes: 1 << 24, cpu_shares: 2, ..Default::default() };
         let d = docker_resources(&r).unwrap();
         assert_eq!((d.memory, d.memory_swap, d.cpu_shares, d.cpu_quota), (Some(1 << 24), Some(1 << 24), Some(2), None));
-    }
-
-    #[test]
-    fn stop_signals() {
-        assert_eq!(stop_signal(api::Signal::RuntimeDefault), None);
-        assert_eq!(stop_signal(api::Signal::Sigusr1).as_deref(), Some("SIGUSR1"));
     }
 }

@@ -99,7 +99,7 @@ pub fn container_status(d: &ContainerDetails, user: Option<api::ContainerUser>) 
         resources: Some(api::ContainerResources { linux: Some(resources(&d.resources)), windows: None }),
         image_id: labels::get(l, labels::IMAGE_ID),
         user,
-        stop_signal: 0,
+        stop_signal: super::signal::from_docker(&d.stop_signal) as i32,
         canonical_image_id: labels::get(l, labels::CANONICAL_IMAGE_ID),
     }
 }

@@ -125,6 +125,9 @@ pub struct ContainerDetails {
     pub user: String,
     pub tty: bool,
     pub open_stdin: bool,
+    /// The signal `docker stop` sends, as Docker keeps it: the container's
+    /// own, else the image's STOPSIGNAL; empty means SIGTERM.
+    pub stop_signal: String,
     pub resources: Resources,
     /// The writable layer's directory on the host (overlay2's UpperDir).
     pub upper_dir: String,
@@ -255,6 +258,7 @@ impl Docker {
             user: config.user.unwrap_or_default(),
             tty: config.tty.unwrap_or_default(),
             open_stdin: config.open_stdin.unwrap_or_default(),
+            stop_signal: config.stop_signal.unwrap_or_default(),
             upper_dir,
             image_manifest,
             resources: Resources {

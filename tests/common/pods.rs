@@ -15,7 +15,7 @@ use pinshim::api::runtime_service_client::RuntimeServiceClient;
 use pinshim::api::{self, ContainerState, NamespaceMode};
 use tonic::transport::Channel;
 
-use super::registry::push_variant;
+use super::registry::push_variant_with;
 use super::{env, unique};
 
 pub type Rt = RuntimeServiceClient<Channel>;
@@ -87,10 +87,20 @@ pub fn reported_image_spec(asked: &api::ImageSpec) -> api::ImageSpec {
 /// `registry/pinshim-test/<name>:<tag>` (moving the tag if it exists) and
 /// pulls it through the CRI.
 pub async fn push_and_pull(images: &Images, name: &str, tag: &str) -> TestImage {
+    push_and_pull_with(images, name, tag, |_| {}).await
+}
+
+/// Like `push_and_pull`, with the image config changed by `edit`.
+pub async fn push_and_pull_with(
+    images: &Images,
+    name: &str,
+    tag: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> TestImage {
     let repo = format!("{}/pinshim-test/{name}", env("PINSHIM_TEST_REGISTRY"));
     let reference = format!("{repo}:{tag}");
-    let pushed =
-        push_variant(&env("PINSHIM_TEST_BUSYBOX"), &reference, &unique("nonce"), &RegistryAuth::Anonymous).await;
+    let source = env("PINSHIM_TEST_BUSYBOX");
+    let pushed = push_variant_with(&source, &reference, &unique("nonce"), &RegistryAuth::Anonymous, edit).await;
     let id = pull(images, &reference).await;
     assert_eq!(id, pushed.image_id().await, "PullImage returns Docker's image ID");
     let sweep = Arc::new(Sweep { containers: String::new(), image: id.clone() });

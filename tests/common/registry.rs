@@ -44,6 +44,18 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// Copies `source` (same registry) to `target` with a config made unique by
 /// `nonce`, so the result has its own manifest digest and image ID.
 pub async fn push_variant(source: &str, target: &str, nonce: &str, auth: &RegistryAuth) -> Pushed {
+    push_variant_with(source, target, nonce, auth, |_| {}).await
+}
+
+/// Like `push_variant`, with `edit` changing the image config first (its
+/// `config` object holds what a Dockerfile sets: STOPSIGNAL, ENV, …).
+pub async fn push_variant_with(
+    source: &str,
+    target: &str,
+    nonce: &str,
+    auth: &RegistryAuth,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Pushed {
     let client = client();
     let source: Reference = source.parse().expect("source reference");
     let target: Reference = target.parse().expect("target reference");
@@ -56,6 +68,7 @@ pub async fn push_variant(source: &str, target: &str, nonce: &str, auth: &Regist
         *labels = serde_json::json!({});
     }
     labels["io.pinshim.test.nonce"] = serde_json::Value::String(nonce.to_string());
+    edit(&mut config);
     let config = serde_json::to_vec(&config).expect("config bytes");
     let config_digest = sha256(&config);
     client.push_blob(&target, config.clone(), &config_digest).await.expect("push config");
