@@ -23,6 +23,9 @@ pub struct HostLimits {
     pub full_bounding_set: bool,
     /// SELinux is enabled, so relabelling a mount means something.
     pub selinux: bool,
+    /// The kernel has `mount_setattr` (Linux 5.12), which runc needs to
+    /// make a mount read-only with every mount below it.
+    pub recursive_read_only: bool,
 }
 
 impl HostLimits {
@@ -39,6 +42,7 @@ impl HostLimits {
             negative_oom_score_adj: effective & (1 << CAP_SYS_RESOURCE) != 0,
             full_bounding_set: bounding & all == all,
             selinux: std::path::Path::new(SELINUX_ENFORCE).exists(),
+            recursive_read_only: has_mount_setattr(),
         };
         if !limits.negative_oom_score_adj {
             tracing::warn!("no CAP_SYS_RESOURCE: negative OOM scores (sandboxes, guaranteed pods) are raised to 0");
@@ -50,6 +54,22 @@ impl HostLimits {
     pub fn oom_score_adj(&self, wanted: i64) -> i64 {
         if wanted < 0 && !self.negative_oom_score_adj { 0 } else { wanted }
     }
+}
+
+/// Linux 5.12 brought `mount_setattr`.
+const MOUNT_SETATTR_KERNEL: (u32, u32) = (5, 12);
+
+fn has_mount_setattr() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    kernel_version(&release).is_some_and(|v| v >= MOUNT_SETATTR_KERNEL)
+}
+
+/// `6.1.0-18-amd64` → (6, 1).
+fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 fn cap_mask(status: &str, field: &str) -> u64 {
@@ -72,11 +92,29 @@ mod tests {
     }
 
     #[test]
+    fn reads_kernel_releases() {
+        assert_eq!(kernel_version("6.1.0-18-amd64\n"), Some((6, 1)));
+        assert_eq!(kernel_version("5.12.0"), Some((5, 12)));
+        assert!(kernel_version("5.4.0-150-generic").is_some_and(|v| v < MOUNT_SETATTR_KERNEL));
+        assert_eq!(kernel_version("garbage"), None);
+    }
+
+    #[test]
     fn clamps_only_when_unsupported() {
-        let limited = HostLimits { negative_oom_score_adj: false, full_bounding_set: false, selinux: false };
+        let limited = HostLimits {
+            negative_oom_score_adj: false,
+            full_bounding_set: false,
+            selinux: false,
+            recursive_read_only: false,
+        };
         assert_eq!(limited.oom_score_adj(-998), 0);
         assert_eq!(limited.oom_score_adj(500), 500);
-        let full = HostLimits { negative_oom_score_adj: true, full_bounding_set: true, selinux: false };
+        let full = HostLimits {
+            negative_oom_score_adj: true,
+            full_bounding_set: true,
+            selinux: false,
+            recursive_read_only: true,
+        };
         assert_eq!(full.oom_score_adj(-998), -998);
     }
 }

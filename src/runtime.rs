@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::NetworkPlugin;
 use crate::docker::{Docker, DockerError, Engine};
+use crate::host::HostLimits;
 use crate::network::Cni;
 
 /// Reported as the runtime name so nodes show `docker://<version>`.
@@ -28,10 +29,25 @@ pub struct Condition {
 pub struct Readiness {
     pub runtime: Condition,
     pub network: Condition,
+    /// The runtime handlers a pod can name: `""` (Docker's default
+    /// runtime) first, then the runtimes dockerd has configured.
     pub handlers: Vec<String>,
     /// The engine, once dockerd has answered.
     pub engine: Option<Engine>,
+    /// What every handler can do; dockerd's runtimes share one runc here.
+    pub features: HandlerFeatures,
 }
+
+/// What a runtime handler can do, from what the engine and the kernel can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HandlerFeatures {
+    /// A read-only mount can include the mounts below it: the engine takes
+    /// `ReadOnlyForceRecursive` and the kernel has `mount_setattr`.
+    pub recursive_read_only_mounts: bool,
+}
+
+/// The handler a pod without a runtime class gets.
+pub const DEFAULT_HANDLER: &str = "";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupDriver {
@@ -43,11 +59,12 @@ pub struct Runtime {
     docker: Docker,
     network: NetworkPlugin,
     cni: Option<Arc<Cni>>,
+    limits: HostLimits,
 }
 
 impl Runtime {
-    pub fn new(docker: Docker, network: NetworkPlugin, cni: Option<Arc<Cni>>) -> Self {
-        Runtime { docker, network, cni }
+    pub fn new(docker: Docker, network: NetworkPlugin, cni: Option<Arc<Cni>>, limits: HostLimits) -> Self {
+        Runtime { docker, network, cni, limits }
     }
 
     pub async fn version(&self) -> Result<RuntimeVersion, DockerError> {
@@ -75,8 +92,13 @@ impl Runtime {
             Ok(_) => self.docker.engine().await.ok(),
             Err(_) => None,
         };
-        let handlers = info.map(|i| i.runtimes).unwrap_or_default();
-        Readiness { runtime, network, handlers, engine }
+        let mut handlers = vec![DEFAULT_HANDLER.to_string()];
+        handlers.extend(info.map(|i| i.runtimes).unwrap_or_default());
+        let features = HandlerFeatures {
+            recursive_read_only_mounts: self.limits.recursive_read_only
+                && engine.as_ref().is_some_and(|e| e.read_only_bind_options()),
+        };
+        Readiness { runtime, network, handlers, engine, features }
     }
 
     async fn cni_readiness(&self) -> Condition {

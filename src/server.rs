@@ -165,7 +165,7 @@ pub async fn serve_with(options: ServeOptions, shutdown: impl Future<Output = ()
         }
     }
     let stats = Arc::new(StatsService::new(docker.clone(), containers.clone(), sandboxes.clone()));
-    let runtime = Arc::new(Runtime::new(docker, config.network_plugin, cni));
+    let runtime = Arc::new(Runtime::new(docker, config.network_plugin, cni, limits));
 
     if tokio::time::timeout(RECOVERY_WAIT, recovery).await.is_err() {
         tracing::warn!("still cleaning up after half-made pod sandboxes; serving meanwhile");

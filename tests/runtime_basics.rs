@@ -28,6 +28,11 @@ async fn status_is_ready_with_docker_up() {
         assert!(c.status, "{kind}: {} {}", c.reason, c.message);
     }
     assert!(status.runtime_handlers.iter().any(|h| h.name == "runc"), "{:?}", status.runtime_handlers);
+    // kubelet looks a pod's features up by its runtime class name; a pod
+    // without a class has the default handler, named "".
+    let default = status.runtime_handlers.first().expect("handlers");
+    assert_eq!(default.name, "", "the default handler comes first: {:?}", status.runtime_handlers);
+    assert!(default.features.is_some(), "the default handler has features");
     assert!(status.info.contains_key("info"));
 }
 

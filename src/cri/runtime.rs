@@ -69,7 +69,7 @@ impl RuntimeService for RuntimeApi {
             info.insert("info".to_string(), detail.to_string());
         }
         let features = api::RuntimeHandlerFeatures {
-            recursive_read_only_mounts: r.engine.as_ref().is_some_and(|e| e.read_only_bind_options()),
+            recursive_read_only_mounts: r.features.recursive_read_only_mounts,
             user_namespaces: false,
         };
         let runtime_handlers = r

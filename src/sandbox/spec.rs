@@ -152,7 +152,12 @@ mod tests {
 
     #[test]
     fn bridge_pod_gets_hostname_ports_and_shareable_ipc() {
-        let limits = HostLimits { negative_oom_score_adj: false, full_bounding_set: false, selinux: false };
+        let limits = HostLimits {
+            negative_oom_score_adj: false,
+            full_bounding_set: false,
+            selinux: false,
+            recursive_read_only: false,
+        };
         let spec = create_spec(&config(), NetworkKind::DockerBridge, "", None, "sha256:pause", &limits, 7).unwrap();
         assert_eq!(spec.name, "k8s_POD_web_ns_u1_2");
         assert_eq!(spec.hostname.as_deref(), Some("web-0"));
@@ -177,7 +182,12 @@ mod tests {
             }),
             ..Default::default()
         });
-        let limits = HostLimits { negative_oom_score_adj: true, full_bounding_set: true, selinux: false };
+        let limits = HostLimits {
+            negative_oom_score_adj: true,
+            full_bounding_set: true,
+            selinux: false,
+            recursive_read_only: true,
+        };
         let spec = create_spec(&c, NetworkKind::Host, "", None, "sha256:pause", &limits, 0).unwrap();
         assert_eq!(spec.network_mode.as_deref(), Some("host"));
         assert!(spec.hostname.is_none() && spec.ports.is_empty());
