@@ -16,6 +16,7 @@ pub mod image;
 pub mod index;
 pub mod labels;
 pub mod metrics;
+pub mod mountinfo;
 pub mod network;
 pub mod observability;
 pub mod registry;

@@ -28,28 +28,7 @@ fn overlay_root_upper_dir(line: &str) -> Option<String> {
         return None;
     }
     let options = fs.nth(1)?;
-    options.split(',').find_map(|o| o.strip_prefix("upperdir=")).map(unescape)
-}
-
-/// mountinfo writes space, tab, newline and backslash as octal escapes.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok());
-        match (bytes[i], octal.and_then(|d| u8::from_str_radix(d, 8).ok())) {
-            (b'\\', Some(byte)) => {
-                out.push(byte);
-                i += 4;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    options.split(',').find_map(|o| o.strip_prefix("upperdir=")).map(crate::mountinfo::unescape)
 }
 
 #[cfg(test)]
@@ -73,11 +52,5 @@ mod tests {
         assert_eq!(root_upper_dir("30 25 0:40 / /data rw - overlay overlay rw,upperdir=/u,workdir=/w\n"), None);
         assert_eq!(root_upper_dir("garbage\n"), None);
         assert_eq!(upper_dir(0), None);
-    }
-
-    #[test]
-    fn unescapes_octal_escapes() {
-        assert_eq!(unescape(r"/var/lib/with\040space/fs"), "/var/lib/with space/fs");
-        assert_eq!(unescape(r"/trailing\04"), r"/trailing\04");
     }
 }
