@@ -45,6 +45,9 @@ pub const IMAGE_ID: &str = "io.pinshim.image.id";
 /// `registry/repo@sha256:…` at creation, or empty for local images.
 pub const CANONICAL_IMAGE_ID: &str = "io.pinshim.image.canonical";
 pub const CANONICAL_REASON: &str = "io.pinshim.image.canonical-reason";
+/// The binds pinshim prepared on the host for the container (JSON list of
+/// target, host path and mount options), which Docker binds instead.
+pub const HOST_MOUNTS: &str = "io.pinshim.host-mounts";
 
 /// Docker label filter matching every pinshim container of `kind`.
 pub fn kind_filter(kind: &str) -> String {

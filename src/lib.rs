@@ -12,6 +12,7 @@ pub mod disk_usage;
 pub mod docker;
 pub mod fault;
 pub mod host;
+pub mod host_mounts;
 pub mod image;
 pub mod index;
 pub mod labels;

@@ -2,6 +2,7 @@
 
 use super::log_open::LogError;
 use crate::docker::DockerError;
+use crate::host_mounts::HostMountError;
 use crate::image::ImageError;
 use crate::sandbox::SandboxError;
 
@@ -21,6 +22,8 @@ pub enum ContainerError {
     ExecTimeout(String),
     #[error("cannot use log file {path} (log_path): {source}")]
     Log { path: String, source: LogError },
+    #[error(transparent)]
+    HostMount(#[from] HostMountError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error(transparent)]

@@ -21,6 +21,7 @@ use std::time::Duration;
 use crate::api;
 use crate::docker::{ContainerDetails, Docker, DockerError, StdioFlags, ignore_missing};
 use crate::host::HostLimits;
+use crate::host_mounts::{self, BindRequest, HostMounts, PreparedBind};
 use crate::image::ImageService;
 use crate::index::ContainerIndex;
 use crate::labels;
@@ -40,6 +41,8 @@ pub struct ContainerService {
     limits: HostLimits,
     /// This instance's `--root-dir`, stamped on every container it creates.
     root_dir: String,
+    /// Binds with mount options, prepared under the root dir.
+    host_mounts: HostMounts,
     /// Serves ListContainers; told of every change made here.
     index: Arc<ContainerIndex>,
 }
@@ -55,7 +58,8 @@ impl ContainerService {
     ) -> Self {
         let logs = LogManager::new(docker.clone(), state_dir.join("log-positions"));
         let root_dir = state_dir.display().to_string();
-        ContainerService { docker, images, sandboxes, logs, limits, root_dir, index }
+        let host_mounts = HostMounts::new(&state_dir);
+        ContainerService { docker, images, sandboxes, logs, limits, root_dir, host_mounts, index }
     }
 
     /// Creates a container in a pod, recording which image it was created
@@ -73,14 +77,53 @@ impl ContainerService {
         self.images.admit_canonical(&image.canonical)?;
         let mut spec = spec::create_spec(config, &sandbox, &image, &self.limits, now_nanos())?;
         spec.labels.insert(labels::ROOT_DIR.to_string(), self.root_dir.clone());
+        let prepared = self.prepare_mounts(config, &mut spec)?;
         let name = spec.name.clone();
         let id = match self.docker.create_container(spec).await {
-            Err(DockerError::Conflict(_)) => return Err(ContainerError::AlreadyExists(name)),
-            other => other?,
+            Ok(id) => id,
+            Err(e) => {
+                self.release_mounts(&prepared);
+                return Err(match e {
+                    DockerError::Conflict(_) => ContainerError::AlreadyExists(name),
+                    other => other.into(),
+                });
+            }
         };
         self.index.refresh(&id).await;
         tracing::info!(container_id = %id, sandbox_id = %sandbox.id, name = %metadata.name, image_id = %image.image_id, canonical = %image.canonical, "container created");
         Ok(id)
+    }
+
+    /// Prepares on the host the binds that carry mount options, and points
+    /// the spec's binds at them; the container's labels record them.
+    fn prepare_mounts(
+        &self,
+        config: &api::ContainerConfig,
+        spec: &mut crate::docker::CreateSpec,
+    ) -> Result<Vec<PreparedBind>, ContainerError> {
+        let with_options: Vec<usize> =
+            (0..config.mounts.len()).filter(|&i| !config.mounts[i].mount_options.is_empty()).collect();
+        let requests: Vec<BindRequest> = with_options
+            .iter()
+            .map(|&i| BindRequest {
+                source: PathBuf::from(&config.mounts[i].host_path),
+                options: config.mounts[i].mount_options.clone(),
+            })
+            .collect();
+        let prepared = self.host_mounts.prepare(&requests)?;
+        for (&i, bind) in with_options.iter().zip(&prepared) {
+            spec.mounts[i].host_path = bind.target.display().to_string();
+        }
+        if !prepared.is_empty() {
+            spec.labels.insert(labels::HOST_MOUNTS.to_string(), host_mounts::label_value(&prepared));
+        }
+        Ok(prepared)
+    }
+
+    fn release_mounts(&self, prepared: &[PreparedBind]) {
+        if let Err(e) = self.host_mounts.release(prepared) {
+            tracing::warn!(error = %e, "cannot remove a container's prepared mounts");
+        }
     }
 
     /// Resolves the requested image to what Docker holds, preferring the
@@ -157,6 +200,7 @@ impl ContainerService {
         let removed = ignore_missing(self.docker.remove_container(&details.id).await);
         self.index.refresh(&details.id).await;
         removed?;
+        self.release_mounts(&host_mounts::recorded(&details.labels));
         self.logs.forget(&details.id).await;
         Ok(())
     }
@@ -318,16 +362,21 @@ impl ContainerService {
     /// printed meanwhile) and remove containers whose pod no longer exists,
     /// for the containers this instance created.
     pub async fn recover(&self) -> Result<(), ContainerError> {
+        let started = std::time::SystemTime::now();
         let ours = format!("{}={}", labels::ROOT_DIR, self.root_dir);
         let containers = self.docker.list_containers(&[&labels::kind_filter(labels::KIND_CONTAINER), &ours]).await?;
+        let mut prepared = Vec::new();
         for c in containers {
             let sandbox_id = labels::get(&c.labels, labels::SANDBOX_ID);
             if self.sandboxes.find(&sandbox_id).await.ok().flatten().is_none() {
                 tracing::warn!(container_id = %c.id, sandbox_id = %sandbox_id, "removing container whose pod sandbox is gone");
-                let _ = self.docker.remove_container(&c.id).await;
+                if ignore_missing(self.docker.remove_container(&c.id).await).is_err() {
+                    prepared.extend(host_mounts::recorded(&c.labels));
+                }
                 self.index.refresh(&c.id).await;
                 continue;
             }
+            prepared.extend(host_mounts::recorded(&c.labels));
             let log_path = labels::get(&c.labels, labels::LOG_PATH);
             if !log_path.is_empty()
                 && c.status != "created"
@@ -336,6 +385,7 @@ impl ContainerService {
                 tracing::warn!(container_id = %c.id, path = %log_path, error = %e, "cannot resume copying container output");
             }
         }
+        self.host_mounts.reconcile(&prepared, started);
         Ok(())
     }
 

@@ -176,6 +176,8 @@ fn bind(mount: &api::Mount, selinux: bool) -> Result<BindMount, ContainerError> 
     if std::fs::symlink_metadata(&mount.host_path).is_err() {
         return Err(ContainerError::InvalidConfig(format!("mount source {} does not exist", mount.host_path)));
     }
+    crate::host_mounts::FlagChange::parse(&mount.mount_options)
+        .map_err(|reason| ContainerError::InvalidConfig(format!("mount {}: {reason}", mount.container_path)))?;
     let propagation = match mount.propagation() {
         api::MountPropagation::PropagationPrivate => Propagation::Private,
         api::MountPropagation::PropagationHostToContainer => Propagation::HostToContainer,

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use crate::api;
 use crate::docker::{ContainerDetails, ContainerSummary, MountInfo, Resources};
+use crate::host_mounts::{self, PreparedBind};
 use crate::labels;
 
 /// CRI state for Docker's status word.
@@ -94,7 +95,7 @@ pub fn container_status(d: &ContainerDetails, user: Option<api::ContainerUser>) 
         message: d.state.error.clone(),
         labels: labels::decode_map(l, labels::LABELS),
         annotations: labels::decode_map(l, labels::ANNOTATIONS),
-        mounts: d.mounts.iter().map(mount).collect(),
+        mounts: d.mounts.iter().map(|m| mount(m, &host_mounts::recorded(l))).collect(),
         log_path: labels::get(l, labels::LOG_PATH),
         resources: Some(api::ContainerResources { linux: Some(resources(&d.resources)), windows: None }),
         image_id: labels::get(l, labels::IMAGE_ID),
@@ -104,17 +105,21 @@ pub fn container_status(d: &ContainerDetails, user: Option<api::ContainerUser>) 
     }
 }
 
-fn mount(m: &MountInfo) -> api::Mount {
+/// A mount as the CRI asked for it: a bind pinshim prepared on the host
+/// shows the host path and options it stands for.
+fn mount(m: &MountInfo, prepared: &[PreparedBind]) -> api::Mount {
     let propagation = match m.propagation.as_str() {
         "rslave" | "slave" => api::MountPropagation::PropagationHostToContainer,
         "rshared" | "shared" => api::MountPropagation::PropagationBidirectional,
         _ => api::MountPropagation::PropagationPrivate,
     };
+    let prepared = prepared.iter().find(|p| p.target.as_os_str() == m.source.as_str());
     api::Mount {
         container_path: m.destination.clone(),
-        host_path: m.source.clone(),
+        host_path: prepared.map_or_else(|| m.source.clone(), |p| p.source.display().to_string()),
         readonly: m.read_only,
         propagation: propagation as i32,
+        mount_options: prepared.map(|p| p.options.clone()).unwrap_or_default(),
         ..Default::default()
     }
 }

@@ -83,7 +83,8 @@ impl RuntimeService for RuntimeApi {
             }),
             info,
             runtime_handlers,
-            features: Some(api::RuntimeFeatures::default()),
+            // Binds with mount options are prepared on the host (host_mounts).
+            features: Some(api::RuntimeFeatures { mount_options: true, ..Default::default() }),
         }))
     }
 

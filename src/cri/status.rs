@@ -4,6 +4,7 @@ use tonic::{Code, Status};
 
 use crate::container::{ContainerError, LogError};
 use crate::docker::DockerError;
+use crate::host_mounts::HostMountError;
 use crate::image::ImageError;
 use crate::sandbox::SandboxError;
 
@@ -80,6 +81,8 @@ impl From<ContainerError> for Status {
             ContainerError::ExecTimeout(_) => Code::DeadlineExceeded,
             ContainerError::Log { source: LogError::Refused(_), .. } => Code::InvalidArgument,
             ContainerError::Log { source: LogError::Io(_), .. } => Code::Internal,
+            ContainerError::HostMount(HostMountError::Options { .. }) => Code::InvalidArgument,
+            ContainerError::HostMount(_) => Code::Internal,
             ContainerError::Sandbox(source) => sandbox_code(source),
             ContainerError::Image(source) => Status::from(source.clone()).code(),
             ContainerError::Docker(source) => Status::from(source.clone()).code(),

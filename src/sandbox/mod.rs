@@ -232,8 +232,13 @@ impl SandboxService {
     }
 
     async fn remove_all(&self, sandbox: &Sandbox, pid: i64, members: &[ContainerSummary]) -> Result<(), SandboxError> {
+        let host_mounts = crate::host_mounts::HostMounts::new(&self.config.root_dir);
         for container in members {
             ignore_missing(self.docker.remove_container(&container.id).await)?;
+            let prepared = crate::host_mounts::recorded(&container.labels);
+            if let Err(e) = host_mounts.release(&prepared) {
+                tracing::warn!(container_id = %container.id, error = %e, "cannot remove a container's prepared mounts");
+            }
         }
         self.detach_network(sandbox, pid).await?;
         self.release_pin(&sandbox.id).await?;

@@ -1,0 +1,213 @@
+//! Mounts pinshim makes on the host for a container where Docker cannot:
+//! a bind with per-mount flags (`noexec`, `nosuid`, …), which a Docker
+//! bind mount cannot carry. The bind is made and remounted with those
+//! flags under `<root-dir>/mounts/<key>/<n>`, and Docker binds that path
+//! instead of the host path.
+//!
+//! The container's labels record every prepared bind (see `labels`), so
+//! removal unmounts them, and a restart remakes what a reboot took and
+//! removes what a crash left behind.
+
+mod options;
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use serde::{Deserialize, Serialize};
+
+use crate::{labels, mountinfo};
+
+pub use options::{ACCEPTED, FlagChange};
+
+const MOUNTS_DIR: &str = "mounts";
+
+/// A bind as the container asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindRequest {
+    pub source: PathBuf,
+    pub options: Vec<String>,
+}
+
+/// A bind made on the host: what Docker binds (`target`) and what it shows
+/// of the host (`source`, with `options`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedBind {
+    pub target: PathBuf,
+    pub source: PathBuf,
+    pub options: Vec<String>,
+}
+
+/// The prepared binds a container's labels record.
+pub fn recorded(container_labels: &std::collections::HashMap<String, String>) -> Vec<PreparedBind> {
+    container_labels.get(labels::HOST_MOUNTS).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
+}
+
+/// The label value recording `binds`.
+pub fn label_value(binds: &[PreparedBind]) -> String {
+    serde_json::to_string(binds).unwrap_or_default()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostMountError {
+    #[error("mount of {}: {reason}", host_path.display())]
+    Options { host_path: PathBuf, reason: String },
+    #[error("cannot prepare the mount of {} at {}: {reason}", host_path.display(), target.display())]
+    Mount { host_path: PathBuf, target: PathBuf, reason: String },
+    #[error("cannot remove prepared mounts at {}: {reason}", path.display())]
+    Release { path: PathBuf, reason: String },
+    #[error("cannot generate a mount key: {0}")]
+    Key(io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct HostMounts {
+    dir: PathBuf,
+}
+
+impl HostMounts {
+    pub fn new(root_dir: &Path) -> Self {
+        HostMounts { dir: root_dir.join(MOUNTS_DIR) }
+    }
+
+    /// Makes each bind under a new key, in order; on any failure the ones
+    /// already made are undone.
+    pub fn prepare(&self, binds: &[BindRequest]) -> Result<Vec<PreparedBind>, HostMountError> {
+        if binds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key_dir = self.dir.join(new_key()?);
+        let mut prepared = Vec::with_capacity(binds.len());
+        for (n, bind) in binds.iter().enumerate() {
+            let made = PreparedBind {
+                target: key_dir.join(n.to_string()),
+                source: bind.source.clone(),
+                options: bind.options.clone(),
+            };
+            if let Err(e) = make(&made) {
+                if let Err(undo) = self.release(&prepared).and_then(|()| remove_key_dir(&key_dir)) {
+                    tracing::warn!(error = %undo, "cannot undo a half-prepared mount");
+                }
+                return Err(e);
+            }
+            prepared.push(made);
+        }
+        Ok(prepared)
+    }
+
+    /// Unmounts the binds and removes their directory. Idempotent.
+    pub fn release(&self, binds: &[PreparedBind]) -> Result<(), HostMountError> {
+        let mounted = mountinfo::mount_points()
+            .map_err(|e| HostMountError::Release { path: self.dir.clone(), reason: e.to_string() })?;
+        let mut key_dirs = HashSet::new();
+        for bind in binds.iter().filter(|b| b.target.starts_with(&self.dir)) {
+            unmake(bind, &mounted)?;
+            key_dirs.extend(bind.target.parent().map(Path::to_path_buf));
+        }
+        key_dirs.iter().try_for_each(|dir| remove_key_dir(dir))
+    }
+
+    /// After a restart, with the prepared binds of every container there
+    /// is: remakes those a reboot took, and removes key directories no
+    /// container names (left by a crash between prepare and create). A
+    /// directory made after `listed` (when the containers were listed)
+    /// belongs to a create still under way and is left alone.
+    pub fn reconcile(&self, in_use: &[PreparedBind], listed: SystemTime) {
+        let mounted = match mountinfo::mount_points() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the mount table; prepared mounts are not checked");
+                return;
+            }
+        };
+        for bind in in_use.iter().filter(|b| b.target.starts_with(&self.dir)) {
+            if !mounted.contains(&bind.target)
+                && let Err(e) = make(bind)
+            {
+                tracing::warn!(error = %e, "cannot remake a container's prepared mount");
+            }
+        }
+        let used: HashSet<&Path> = in_use.iter().filter_map(|b| b.target.parent()).collect();
+        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        let older = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).is_ok_and(|t| t < listed);
+        for dir in entries.flatten().map(|e| e.path()).filter(|p| !used.contains(p.as_path()) && older(p)) {
+            let left = leftover_binds(&dir);
+            match self.release(&left).and_then(|()| remove_key_dir(&dir)) {
+                Ok(()) => tracing::info!(path = %dir.display(), "removed prepared mounts no container uses"),
+                Err(e) => tracing::warn!(error = %e, "cannot remove prepared mounts no container uses"),
+            }
+        }
+    }
+}
+
+fn new_key() -> Result<String, HostMountError> {
+    let mut bytes = [0u8; 8];
+    io::Read::read_exact(&mut fs::File::open("/dev/urandom").map_err(HostMountError::Key)?, &mut bytes)
+        .map_err(HostMountError::Key)?;
+    Ok(hex::encode(bytes))
+}
+
+/// Binds `source` at `target` (a directory or a file, as the source is)
+/// and remounts it with the options.
+fn make(bind: &PreparedBind) -> Result<(), HostMountError> {
+    let failed =
+        |reason: String| HostMountError::Mount { host_path: bind.source.clone(), target: bind.target.clone(), reason };
+    let change = FlagChange::parse(&bind.options)
+        .map_err(|reason| HostMountError::Options { host_path: bind.source.clone(), reason })?;
+    let meta = fs::metadata(&bind.source).map_err(|e| failed(e.to_string()))?;
+    if let Some(parent) = bind.target.parent() {
+        fs::create_dir_all(parent).map_err(|e| failed(e.to_string()))?;
+    }
+    let created = if meta.is_dir() { fs::create_dir(&bind.target) } else { fs::File::create(&bind.target).map(drop) };
+    match created {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(failed(e.to_string())),
+        _ => {}
+    }
+    mount(Some(&bind.source), &bind.target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .map_err(|e| failed(format!("bind: {e}")))?;
+    let remounted = nix::sys::statvfs::statvfs(&bind.target).map_err(|e| e.to_string()).and_then(|now| {
+        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | change.apply(now.flags());
+        mount(None::<&str>, &bind.target, None::<&str>, flags, None::<&str>).map_err(|e| format!("remount: {e}"))
+    });
+    if let Err(reason) = remounted {
+        let _ = umount2(&bind.target, MntFlags::MNT_DETACH);
+        return Err(failed(reason));
+    }
+    Ok(())
+}
+
+fn unmake(bind: &PreparedBind, mounted: &HashSet<PathBuf>) -> Result<(), HostMountError> {
+    let failed = |reason: String| HostMountError::Release { path: bind.target.clone(), reason };
+    if mounted.contains(&bind.target) {
+        // Detached: a process still using it keeps it until it lets go,
+        // but it is gone from the host's view now.
+        umount2(&bind.target, MntFlags::MNT_DETACH).map_err(|e| failed(e.to_string()))?;
+    }
+    let removed = match fs::symlink_metadata(&bind.target) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir(&bind.target),
+        Ok(_) => fs::remove_file(&bind.target),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(failed(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+fn remove_key_dir(dir: &Path) -> Result<(), HostMountError> {
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(HostMountError::Release { path: dir.to_path_buf(), reason: e.to_string() })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The targets in a key directory nobody records any more.
+fn leftover_binds(dir: &Path) -> Vec<PreparedBind> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    entries.flatten().map(|e| PreparedBind { target: e.path(), source: PathBuf::new(), options: Vec::new() }).collect()
+}
