@@ -21,6 +21,7 @@ pub mod mountinfo;
 pub mod network;
 pub mod observability;
 pub mod registry;
+pub mod resources;
 pub mod runtime;
 pub mod sandbox;
 pub mod security_opt;

@@ -211,19 +211,7 @@ fn bind(mount: &api::Mount, selinux: bool) -> Result<BindMount, ContainerError> 
 
 /// Docker's settings for CRI resources, refused when out of range.
 pub fn docker_resources(r: &api::LinuxContainerResources) -> Result<Resources, ContainerError> {
-    validate::resources(r)?;
-    let positive = |v: i64| (v > 0).then_some(v);
-    let memory = positive(r.memory_limit_in_bytes);
-    Ok(Resources {
-        cpu_period: positive(r.cpu_period),
-        cpu_quota: positive(r.cpu_quota),
-        cpu_shares: positive(r.cpu_shares),
-        memory,
-        // No swap beyond the memory limit unless kubelet asks for it.
-        memory_swap: positive(r.memory_swap_limit_in_bytes).or(memory),
-        cpuset_cpus: (!r.cpuset_cpus.is_empty()).then(|| r.cpuset_cpus.clone()),
-        cpuset_mems: (!r.cpuset_mems.is_empty()).then(|| r.cpuset_mems.clone()),
-    })
+    crate::resources::for_docker(r).map_err(ContainerError::InvalidConfig)
 }
 
 #[cfg(test)]
@@ -272,12 +260,5 @@ mod tests {
         assert_eq!(user(&s).unwrap().as_deref(), Some("nobody:2000"));
         s.run_as_username.clear();
         assert!(matches!(user(&s), Err(ContainerError::InvalidConfig(m)) if m.contains("run_as_group")));
-    }
-
-    #[test]
-    fn memory_limit_implies_no_swap() {
-        let r = api::LinuxContainerResources { memory_limit_in_bytes: 1 << 24, cpu_shares: 2, ..Default::default() };
-        let d = docker_resources(&r).unwrap();
-        assert_eq!((d.memory, d.memory_swap, d.cpu_shares, d.cpu_quota), (Some(1 << 24), Some(1 << 24), Some(2), None));
     }
 }

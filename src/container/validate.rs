@@ -41,26 +41,9 @@ fn namespaces(n: Option<&api::NamespaceOption>) -> Result<(), ContainerError> {
     Ok(())
 }
 
-/// Limits kubelet leaves unset are 0; -1 means "unlimited" where the
-/// kernel knows it (CFS quota, swap). Anything else negative is a mistake.
+/// See `crate::resources::check`.
 pub fn resources(r: &api::LinuxContainerResources) -> Result<(), ContainerError> {
-    let at_least = |field: &str, value: i64, min: i64| {
-        if value < min { Err(invalid(format!("resources.{field} {value} must not be below {min}"))) } else { Ok(()) }
-    };
-    at_least("cpu_period", r.cpu_period, 0)?;
-    at_least("cpu_quota", r.cpu_quota, -1)?;
-    at_least("cpu_shares", r.cpu_shares, 0)?;
-    at_least("memory_limit_in_bytes", r.memory_limit_in_bytes, 0)?;
-    at_least("memory_swap_limit_in_bytes", r.memory_swap_limit_in_bytes, -1)?;
-    if !(-1000..=1000).contains(&r.oom_score_adj) {
-        return Err(invalid(format!("resources.oom_score_adj {} is outside -1000..1000", r.oom_score_adj)));
-    }
-    for (field, list) in [("cpuset_cpus", &r.cpuset_cpus), ("cpuset_mems", &r.cpuset_mems)] {
-        if !list.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'-') {
-            return Err(invalid(format!("resources.{field} {list:?} is not a list of ranges like 0-3,5")));
-        }
-    }
-    Ok(())
+    crate::resources::check(r).map_err(invalid)
 }
 
 /// Docker carries the environment as `KEY=value` strings: a key with `=`
@@ -155,28 +138,8 @@ mod tests {
     }
 
     #[test]
-    fn resources_in_range() {
-        assert!(
-            resources(&api::LinuxContainerResources {
-                cpu_quota: -1,
-                memory_swap_limit_in_bytes: -1,
-                ..Default::default()
-            })
-            .is_ok()
-        );
+    fn resources_are_checked() {
         refused(resources(&api::LinuxContainerResources { cpu_shares: -2, ..Default::default() }), "cpu_shares");
-        refused(
-            resources(&api::LinuxContainerResources { memory_limit_in_bytes: -1, ..Default::default() }),
-            "memory_limit",
-        );
-        refused(
-            resources(&api::LinuxContainerResources { oom_score_adj: 1001, ..Default::default() }),
-            "oom_score_adj",
-        );
-        refused(
-            resources(&api::LinuxContainerResources { cpuset_cpus: "0\n1".into(), ..Default::default() }),
-            "cpuset_cpus",
-        );
     }
 
     #[test]
