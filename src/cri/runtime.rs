@@ -446,10 +446,14 @@ impl RuntimeService for RuntimeApi {
         Ok(batched(metrics, |batch| api::StreamPodSandboxMetricsResponse { pod_sandbox_metrics: batch }))
     }
 
+    #[tracing::instrument(skip_all, fields(sandbox_id))]
     async fn update_pod_sandbox_resources(
         &self,
-        _: Request<api::UpdatePodSandboxResourcesRequest>,
+        request: Request<api::UpdatePodSandboxResourcesRequest>,
     ) -> Result<Response<api::UpdatePodSandboxResourcesResponse>, Status> {
-        Err(not_implemented("UpdatePodSandboxResources"))
+        let r = request.into_inner();
+        tracing::Span::current().record("sandbox_id", r.pod_sandbox_id.as_str());
+        self.sandboxes.update_resources(&r.pod_sandbox_id, r.overhead.as_ref(), r.resources.as_ref()).await?;
+        Ok(Response::new(api::UpdatePodSandboxResourcesResponse {}))
     }
 }

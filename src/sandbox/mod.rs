@@ -5,6 +5,7 @@ mod dns;
 mod error;
 mod network;
 mod recovery;
+mod resources;
 mod spec;
 mod validate;
 
@@ -25,6 +26,7 @@ use crate::labels;
 use crate::network::{Cni, NetnsPins, SandboxLocks};
 use crate::time::now_nanos;
 use network::NetworkKind;
+use resources::Resizes;
 
 /// How long the pause container gets to exit on SIGTERM before SIGKILL.
 const PAUSE_STOP_TIMEOUT_SECS: i64 = 10;
@@ -58,6 +60,8 @@ pub struct SandboxService {
     /// One RunPodSandbox per Docker name at a time, so a leftover found
     /// under the lock is abandoned, not being made.
     runs: SandboxLocks,
+    /// The last UpdatePodSandboxResources of each sandbox.
+    resizes: Resizes,
 }
 
 /// A sandbox as stored in Docker, read back from its labels.
@@ -98,6 +102,7 @@ impl SandboxService {
             pins,
             networked: Default::default(),
             runs: SandboxLocks::default(),
+            resizes: Resizes::default(),
         }
     }
 
@@ -228,6 +233,9 @@ impl SandboxService {
         let members = self.members(&sandbox.id).await?;
         let result = self.remove_all(&sandbox, details.state.pid, &members).await;
         self.refresh_all(&sandbox.id, &members).await;
+        if result.is_ok() {
+            self.resizes.forget(&sandbox.id);
+        }
         result
     }
 
@@ -318,6 +326,31 @@ impl SandboxService {
         Ok((sandbox.id, details.state.pid))
     }
 
+    /// UpdatePodSandboxResources: the overhead goes onto the sandbox
+    /// container's cgroup; both sets are checked and recorded for verbose
+    /// status. See `resources`.
+    pub async fn update_resources(
+        &self,
+        id: &str,
+        overhead: Option<&api::LinuxContainerResources>,
+        resources: Option<&api::LinuxContainerResources>,
+    ) -> Result<(), SandboxError> {
+        let invalid = |field: &str, why: String| SandboxError::InvalidConfig(format!("{field}: {why}"));
+        let wanted = overhead.map(crate::resources::for_docker).transpose().map_err(|e| invalid("overhead", e))?;
+        if let Some(r) = resources {
+            crate::resources::check(r).map_err(|e| invalid("resources", e))?;
+        }
+        let (sandbox, _) = self.get(id).await?;
+        let applied = wanted.filter(|w| *w != crate::docker::Resources::default());
+        if let Some(settings) = &applied {
+            self.docker.update_resources(&sandbox.id, settings.clone()).await?;
+        }
+        let update = resources::describe(overhead, resources, applied.as_ref(), now_nanos());
+        tracing::info!(sandbox_id = %sandbox.id, update = %update, "pod sandbox resources updated");
+        self.resizes.record(&sandbox.id, update);
+        Ok(())
+    }
+
     /// PodSandboxStatus: state, IPs, namespaces, labels and annotations.
     pub async fn status(&self, id: &str, verbose: bool) -> Result<api::PodSandboxStatusResponse, SandboxError> {
         let (sandbox, details) = self.get(id).await?;
@@ -347,6 +380,10 @@ impl SandboxService {
                 "resolvConfPath": details.resolv_conf_path,
                 "runtimeHandler": sandbox.runtime_handler,
                 "hostLimits": self.config.limits,
+                "resources": {
+                    "sandboxContainer": resources::in_force(&details.resources),
+                    "lastUpdate": self.resizes.last(&sandbox.id),
+                },
             });
             info.insert("info".to_string(), detail.to_string());
         }
