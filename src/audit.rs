@@ -1,6 +1,7 @@
 //! `pinshim audit`: asks a running pinshim, over its CRI socket, which
-//! image every container runs, by Docker's image ID and by the registry
-//! digest it was pulled as, and flags the digests named as denied.
+//! images every container runs (its own and each image volume), by
+//! Docker's image ID and by the registry digest it was pulled as, and
+//! flags the digests named as denied.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -59,6 +60,9 @@ pub struct AuditRow {
     pub image_id: String,
     pub canonical_image_id: String,
     pub denied: bool,
+    /// Empty for the container's own image; the container path of an
+    /// image volume.
+    pub mount: String,
 }
 
 /// Runs the audit; returns the report and whether any container was flagged.
@@ -89,27 +93,65 @@ async fn collect(args: &AuditArgs) -> Result<Vec<AuditRow>, AuditError> {
     let filter = (!args.all).then_some(running);
     let containers = client.list_containers(api::ListContainersRequest { filter }).await?.into_inner().containers;
     let deny: Vec<String> = args.deny.iter().map(|d| d.trim().to_ascii_lowercase()).collect();
-    let mut rows: Vec<AuditRow> = containers
-        .into_iter()
-        .map(|c| {
-            let pod = pods.get(&c.pod_sandbox_id).cloned().unwrap_or_default();
-            let digest = c.canonical_image_id.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
-            AuditRow {
-                pod_namespace: pod.namespace,
-                pod_name: pod.name,
-                container: c.metadata.map(|m| m.name).unwrap_or_default(),
-                container_id: c.id,
-                state: ContainerState::try_from(c.state).map(|s| s.as_str_name().to_string()).unwrap_or_default(),
-                image_id: c.image_id,
-                denied: digest.is_some_and(|d| deny.contains(&d)),
-                canonical_image_id: c.canonical_image_id,
-            }
-        })
-        .collect();
+    let denied =
+        |canonical: &str| canonical.rsplit_once('@').is_some_and(|(_, d)| deny.contains(&d.to_ascii_lowercase()));
+    let mut rows = Vec::new();
+    for c in containers {
+        let pod = pods.get(&c.pod_sandbox_id).cloned().unwrap_or_default();
+        let row = AuditRow {
+            pod_namespace: pod.namespace,
+            pod_name: pod.name,
+            container: c.metadata.map(|m| m.name).unwrap_or_default(),
+            container_id: c.id.clone(),
+            state: ContainerState::try_from(c.state).map(|s| s.as_str_name().to_string()).unwrap_or_default(),
+            image_id: c.image_id,
+            denied: denied(&c.canonical_image_id),
+            canonical_image_id: c.canonical_image_id,
+            mount: String::new(),
+        };
+        for volume in image_volumes(&mut client, &c.id).await? {
+            rows.push(AuditRow {
+                denied: denied(&volume.canonical),
+                image_id: volume.image_id,
+                canonical_image_id: volume.canonical,
+                mount: volume.container_path,
+                ..row.clone()
+            });
+        }
+        rows.push(row);
+    }
     rows.sort_by(|a, b| {
-        (&a.pod_namespace, &a.pod_name, &a.container).cmp(&(&b.pod_namespace, &b.pod_name, &b.container))
+        (&a.pod_namespace, &a.pod_name, &a.container, &a.mount).cmp(&(
+            &b.pod_namespace,
+            &b.pod_name,
+            &b.container,
+            &b.mount,
+        ))
     });
     Ok(rows)
+}
+
+/// An image volume as verbose ContainerStatus describes it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VolumeInfo {
+    container_path: String,
+    image_id: String,
+    #[serde(default)]
+    canonical: String,
+}
+
+/// The container's image volumes; none for a container removed meanwhile.
+async fn image_volumes(client: &mut RuntimeServiceClient<Channel>, id: &str) -> Result<Vec<VolumeInfo>, AuditError> {
+    let request = api::ContainerStatusRequest { container_id: id.to_string(), verbose: true };
+    let status = match client.container_status(request).await {
+        Ok(status) => status.into_inner(),
+        Err(e) if e.code() == tonic::Code::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let info: serde_json::Value =
+        status.info.get("info").and_then(|i| serde_json::from_str(i).ok()).unwrap_or_default();
+    Ok(serde_json::from_value(info["imageVolumes"].clone()).unwrap_or_default())
 }
 
 async fn connect(endpoint: &str) -> Result<Channel, AuditError> {
@@ -128,11 +170,11 @@ async fn connect(endpoint: &str) -> Result<Channel, AuditError> {
 }
 
 fn table(rows: &[AuditRow]) -> String {
-    let mut out = String::from("NAMESPACE\tPOD\tCONTAINER\tSTATE\tIMAGE ID\tCANONICAL IMAGE ID\tDENIED\n");
+    let mut out = String::from("NAMESPACE\tPOD\tCONTAINER\tSTATE\tIMAGE ID\tCANONICAL IMAGE ID\tDENIED\tVOLUME\n");
     for r in rows {
         let canonical = if r.canonical_image_id.is_empty() { "-" } else { &r.canonical_image_id };
         out.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             r.pod_namespace,
             r.pod_name,
             r.container,
@@ -140,6 +182,7 @@ fn table(rows: &[AuditRow]) -> String {
             r.image_id,
             canonical,
             if r.denied { "DENIED" } else { "-" },
+            if r.mount.is_empty() { "-" } else { &r.mount },
         ));
     }
     out
@@ -160,13 +203,16 @@ mod tests {
             image_id: "sha256:aaa".into(),
             canonical_image_id: "reg.local/app@sha256:bbb".into(),
             denied: true,
+            mount: String::new(),
         };
-        let out = table(&[row]);
+        let out = table(std::slice::from_ref(&row));
         assert!(
             out.lines()
                 .nth(1)
                 .unwrap()
-                .contains("default\tweb\tapp\tRUNNING\tsha256:aaa\treg.local/app@sha256:bbb\tDENIED")
+                .contains("default\tweb\tapp\tRUNNING\tsha256:aaa\treg.local/app@sha256:bbb\tDENIED\t-")
         );
+        let volume = AuditRow { mount: "/models".into(), denied: false, ..row };
+        assert!(table(&[volume]).lines().nth(1).unwrap().ends_with("\t-\t/models"));
     }
 }

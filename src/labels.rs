@@ -8,6 +8,8 @@ use std::collections::HashMap;
 pub const KIND: &str = "io.pinshim.kind";
 pub const KIND_SANDBOX: &str = "sandbox";
 pub const KIND_CONTAINER: &str = "container";
+/// A container made only to look into an image, never started.
+pub const KIND_PROBE: &str = "probe";
 
 pub const NAME: &str = "io.pinshim.name";
 pub const NAMESPACE: &str = "io.pinshim.namespace";
@@ -48,6 +50,17 @@ pub const CANONICAL_REASON: &str = "io.pinshim.image.canonical-reason";
 /// The binds pinshim prepared on the host for the container (JSON list of
 /// target, host path and mount options), which Docker binds instead.
 pub const HOST_MOUNTS: &str = "io.pinshim.host-mounts";
+/// The container's image volumes (JSON list: container path, the image as
+/// asked, its ID, canonical reference and sub path), fixed at create.
+pub const IMAGE_VOLUMES: &str = "io.pinshim.image-volumes";
+/// Prefix of one label per image volume, keyed by the image ID, so that
+/// RemoveImage can find the containers that use an image as a volume.
+pub const VOLUME_IMAGE_PREFIX: &str = "io.pinshim.volume-image.";
+
+/// The label a container carries while it uses `image_id` as a volume.
+pub fn volume_image(image_id: &str) -> String {
+    format!("{VOLUME_IMAGE_PREFIX}{image_id}")
+}
 
 /// Docker label filter matching every pinshim container of `kind`.
 pub fn kind_filter(kind: &str) -> String {

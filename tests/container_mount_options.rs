@@ -39,14 +39,6 @@ async fn options_inside(rt: &Rt, id: &str) -> Vec<String> {
     line.split_whitespace().nth(3).unwrap_or_default().split(',').map(str::to_string).collect()
 }
 
-/// Every mount point on the host that pinshim prepared under `root`
-/// (the root dir also holds the pods' network namespace pins).
-fn host_mounts_below(root: &Path) -> Vec<PathBuf> {
-    let dir = root.join("mounts");
-    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    info.lines().filter_map(|l| l.split(' ').nth(4)).map(PathBuf::from).filter(|p| p.starts_with(&dir)).collect()
-}
-
 /// What is left under the root dir's `mounts/`.
 fn prepared_dirs(root: &Path) -> Vec<PathBuf> {
     match std::fs::read_dir(root.join("mounts")) {
@@ -86,20 +78,23 @@ async fn noexec_nosuid_nodev_reach_the_container() {
     assert_eq!(data.host_path, host.path().display().to_string(), "status shows the host path asked for");
     assert_eq!(data.mount_options, vec!["noexec", "nosuid", "nodev"]);
     let root = shim.root_dir();
-    assert_eq!(host_mounts_below(&root).len(), 1, "one bind prepared on the host: {:?}", host_mounts_below(&root));
+    assert_eq!(
+        pods::prepared_mounts(&root).len(),
+        1,
+        "one bind prepared on the host: {:?}",
+        pods::prepared_mounts(&root)
+    );
 
     // A reboot takes the host's mounts; the next start makes them again.
     shim.kill_hard();
-    for point in host_mounts_below(&root) {
-        assert!(std::process::Command::new("umount").arg("-l").arg(&point).status().unwrap().success());
-    }
+    pods::unmount_prepared(&root);
     shim.restart().await;
     let rt = shim.runtime.clone();
-    assert_eq!(host_mounts_below(&root).len(), 1, "the prepared bind is made again after a restart");
+    assert_eq!(pods::prepared_mounts(&root).len(), 1, "the prepared bind is made again after a restart");
 
     pods::stop(&rt, &id, 0).await;
     pods::remove(&rt, &id).await;
-    assert!(host_mounts_below(&root).is_empty(), "removal unmounts the prepared bind");
+    assert!(pods::prepared_mounts(&root).is_empty(), "removal unmounts the prepared bind");
     assert!(prepared_dirs(&root).is_empty(), "removal removes its directory: {:?}", prepared_dirs(&root));
     pods::cleanup(&rt, &shim.images, &[&pod], &[&image.id]).await;
 }
@@ -130,11 +125,11 @@ async fn removing_the_pod_releases_its_containers_prepared_binds() {
     let pod = pods::run_pod(rt, "mntopt-pod").await;
     let host = host_dir_with_script();
     start_with_options(rt, &pod, &image, host.path(), &["noexec"]).await;
-    assert_eq!(host_mounts_below(&shim.root_dir()).len(), 1);
+    assert_eq!(pods::prepared_mounts(&shim.root_dir()).len(), 1);
 
     pods::stop_pod(rt, &pod.id).await;
     pods::remove_pod(rt, &pod.id).await;
-    assert!(host_mounts_below(&shim.root_dir()).is_empty(), "RemovePodSandbox unmounts its containers' binds");
+    assert!(pods::prepared_mounts(&shim.root_dir()).is_empty(), "RemovePodSandbox unmounts its containers' binds");
     assert!(prepared_dirs(&shim.root_dir()).is_empty());
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
@@ -173,7 +168,7 @@ async fn a_restart_removes_binds_no_container_records() {
     shim.kill_hard();
     shim.restart().await;
     pods::wait_for("the orphan bind to be removed", pods::WAIT, || async {
-        (host_mounts_below(&root).is_empty() && prepared_dirs(&root).is_empty()).then_some(())
+        (pods::prepared_mounts(&root).is_empty() && prepared_dirs(&root).is_empty()).then_some(())
     })
     .await;
     assert!(host.path().join("run.sh").exists(), "the host directory itself is untouched");

@@ -103,3 +103,25 @@ async fn create_refuses_denied_images_and_audit_flags_running_ones() {
 
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
+
+#[tokio::test]
+async fn a_denied_image_is_refused_as_a_volume_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("policy.toml");
+    write_policy(&policy, "", 1);
+    let shim = shim_with_policy(&policy).await;
+    let rt = &shim.runtime;
+    let app = pods::fresh_image(&shim.images, "policy-vol-app").await;
+    let vol = pods::files_image(&shim.images, "policy-vol", &[&[("data.txt", "x\n")]]).await;
+    let pod = pods::run_pod(rt, "policy-vol").await;
+
+    write_policy(&policy, &format!("[[deny]]\ndigest = \"{}\"", vol.digest), 2);
+    let mut config = pods::container_config(&pod, "app", &app, IDLE);
+    config.mounts = vec![api::Mount { container_path: "/vol".into(), image: Some(vol.spec()), ..Default::default() }];
+    let refused = pods::try_create(rt, &pod, config).await.expect_err("a denied image cannot be mounted");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains(&vol.digest), "{refused:?}");
+    assert!(pods::containers_of(rt, &pod.id).await.is_empty(), "nothing half-created");
+
+    pods::cleanup(rt, &shim.images, &[&pod], &[&app.id, &vol.id]).await;
+}

@@ -16,6 +16,10 @@ pub enum ContainerError {
     AlreadyExists(String),
     #[error("image {0:?} is not present; pull it first")]
     ImageNotFound(String),
+    #[error("image volume {0}: the engine cannot mount images (Docker 28) and the image is not in overlay2 layers")]
+    ImageVolumeUnsupported(String),
+    #[error("image_sub_path {sub_path:?} does not exist in image {image}")]
+    ImageSubPathNotFound { image: String, sub_path: String },
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error("exec in container {0} timed out")]

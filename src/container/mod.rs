@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod log_open;
 mod logs;
+mod mounts;
 mod signal;
 mod spec;
 mod status;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use crate::api;
 use crate::docker::{ContainerDetails, Docker, DockerError, StdioFlags, ignore_missing};
 use crate::host::HostLimits;
-use crate::host_mounts::{self, BindRequest, HostMounts, PreparedBind};
+use crate::host_mounts::{self, HostMounts};
 use crate::image::ImageService;
 use crate::index::ContainerIndex;
 use crate::labels;
@@ -77,7 +78,7 @@ impl ContainerService {
         self.images.admit_canonical(&image.canonical)?;
         let mut spec = spec::create_spec(config, &sandbox, &image, &self.limits, now_nanos())?;
         spec.labels.insert(labels::ROOT_DIR.to_string(), self.root_dir.clone());
-        let prepared = self.prepare_mounts(config, &mut spec)?;
+        let prepared = self.prepare_mounts(config, &mut spec).await?;
         let name = spec.name.clone();
         let id = match self.docker.create_container(spec).await {
             Ok(id) => id,
@@ -92,38 +93,6 @@ impl ContainerService {
         self.index.refresh(&id).await;
         tracing::info!(container_id = %id, sandbox_id = %sandbox.id, name = %metadata.name, image_id = %image.image_id, canonical = %image.canonical, "container created");
         Ok(id)
-    }
-
-    /// Prepares on the host the binds that carry mount options, and points
-    /// the spec's binds at them; the container's labels record them.
-    fn prepare_mounts(
-        &self,
-        config: &api::ContainerConfig,
-        spec: &mut crate::docker::CreateSpec,
-    ) -> Result<Vec<PreparedBind>, ContainerError> {
-        let with_options: Vec<usize> =
-            (0..config.mounts.len()).filter(|&i| !config.mounts[i].mount_options.is_empty()).collect();
-        let requests: Vec<BindRequest> = with_options
-            .iter()
-            .map(|&i| BindRequest {
-                source: PathBuf::from(&config.mounts[i].host_path),
-                options: config.mounts[i].mount_options.clone(),
-            })
-            .collect();
-        let prepared = self.host_mounts.prepare(&requests)?;
-        for (&i, bind) in with_options.iter().zip(&prepared) {
-            spec.mounts[i].host_path = bind.target.display().to_string();
-        }
-        if !prepared.is_empty() {
-            spec.labels.insert(labels::HOST_MOUNTS.to_string(), host_mounts::label_value(&prepared));
-        }
-        Ok(prepared)
-    }
-
-    fn release_mounts(&self, prepared: &[PreparedBind]) {
-        if let Err(e) = self.host_mounts.release(prepared) {
-            tracing::warn!(error = %e, "cannot remove a container's prepared mounts");
-        }
     }
 
     /// Resolves the requested image to what Docker holds, preferring the
@@ -230,10 +199,23 @@ impl ContainerService {
                 "imageManifestDigest": d.image_manifest,
                 "logPath": labels::get(&d.labels, labels::LOG_PATH),
                 "policyViolation": violation,
+                "imageVolumes": self.image_volumes_info(&d),
             });
             info.insert("info".to_string(), detail.to_string());
         }
         Ok(api::ContainerStatusResponse { status: Some(status_of(&d)), info })
+    }
+
+    /// Each image volume as recorded at create, with the policy's verdict
+    /// on its digest now.
+    fn image_volumes_info(&self, d: &ContainerDetails) -> Vec<serde_json::Value> {
+        let with_verdict = |v: mounts::ImageVolume| {
+            let violation = self.images.policy_violation(&v.canonical);
+            let mut entry = serde_json::to_value(&v).unwrap_or_default();
+            entry["policyViolation"] = serde_json::json!(violation);
+            entry
+        };
+        mounts::recorded(&d.labels).into_iter().map(with_verdict).collect()
     }
 
     /// Served from the index when it is in step with Docker.
@@ -386,6 +368,12 @@ impl ContainerService {
             }
         }
         self.host_mounts.reconcile(&prepared, started);
+        // Containers made to look into an image live for one call; a crash
+        // in it leaves one behind.
+        let probes = self.docker.list_containers(&[&labels::kind_filter(labels::KIND_PROBE), &ours]).await?;
+        for probe in probes {
+            let _ = self.docker.remove_container(&probe.id).await;
+        }
         Ok(())
     }
 

@@ -104,7 +104,12 @@ pub fn create_spec(
             api::NamespaceMode::Target => Some(format!("container:{}", namespaces.target_id)),
             api::NamespaceMode::Container => None,
         },
-        mounts: config.mounts.iter().map(|m| bind(m, limits.selinux)).collect::<Result<_, _>>()?,
+        mounts: config
+            .mounts
+            .iter()
+            .filter(|m| !super::mounts::is_image_volume(m))
+            .map(|m| bind(m, limits.selinux))
+            .collect::<Result<_, _>>()?,
         devices: config
             .devices
             .iter()

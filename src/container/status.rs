@@ -95,13 +95,40 @@ pub fn container_status(d: &ContainerDetails, user: Option<api::ContainerUser>) 
         message: d.state.error.clone(),
         labels: labels::decode_map(l, labels::LABELS),
         annotations: labels::decode_map(l, labels::ANNOTATIONS),
-        mounts: d.mounts.iter().map(|m| mount(m, &host_mounts::recorded(l))).collect(),
+        mounts: mounts(d),
         log_path: labels::get(l, labels::LOG_PATH),
         resources: Some(api::ContainerResources { linux: Some(resources(&d.resources)), windows: None }),
         image_id: labels::get(l, labels::IMAGE_ID),
         user,
         stop_signal: super::signal::from_docker(&d.stop_signal) as i32,
         canonical_image_id: labels::get(l, labels::CANONICAL_IMAGE_ID),
+    }
+}
+
+/// The container's mounts as the CRI asked for them.
+fn mounts(d: &ContainerDetails) -> Vec<api::Mount> {
+    let prepared = host_mounts::recorded(&d.labels);
+    let volumes = super::mounts::recorded(&d.labels);
+    let shown = |m: &MountInfo| match volumes.iter().find(|v| v.container_path == m.destination) {
+        Some(v) => image_volume(v),
+        None => mount(m, &prepared),
+    };
+    d.mounts.iter().map(shown).collect()
+}
+
+/// An image volume, with the digest it was pinned to at create (KEP-5365).
+fn image_volume(v: &super::mounts::ImageVolume) -> api::Mount {
+    api::Mount {
+        container_path: v.container_path.clone(),
+        readonly: true,
+        image: Some(api::ImageSpec {
+            image: v.requested.clone(),
+            user_specified_image: v.user_specified.clone(),
+            image_ref: v.image_ref().to_string(),
+            ..Default::default()
+        }),
+        image_sub_path: v.sub_path.clone(),
+        ..Default::default()
     }
 }
 

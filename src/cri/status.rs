@@ -42,6 +42,7 @@ impl From<ImageError> for Status {
             | ImageError::Hosts(_)
             | ImageError::RegistryConfig { .. }
             | ImageError::StoreUsage { .. } => Code::FailedPrecondition,
+            ImageError::InUseAsVolume { .. } => Code::FailedPrecondition,
             ImageError::Records { .. } => {
                 tracing::error!(error = %err, "image records failed");
                 return Status::internal("pinshim could not store image records; see its log");
@@ -76,6 +77,8 @@ impl From<ContainerError> for Status {
         let code = match &err {
             ContainerError::InvalidConfig(_) => Code::InvalidArgument,
             ContainerError::NotFound(_) | ContainerError::ImageNotFound(_) => Code::NotFound,
+            ContainerError::ImageSubPathNotFound { .. } => Code::NotFound,
+            ContainerError::ImageVolumeUnsupported(_) => Code::FailedPrecondition,
             ContainerError::AlreadyExists(_) => Code::AlreadyExists,
             ContainerError::NotRunning(_) => Code::FailedPrecondition,
             ContainerError::ExecTimeout(_) => Code::DeadlineExceeded,

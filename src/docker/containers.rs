@@ -8,11 +8,11 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 
-use super::mounts::{BindMount, host_mounts};
+use super::mounts::{BindMount, ImageMount, host_mounts, image_mounts};
 use super::system::ApiVersion;
 use super::{Docker, DockerError, timed};
 use crate::time::parse_rfc3339_nanos;
@@ -42,6 +42,7 @@ pub struct CreateSpec {
     pub ipc_mode: Option<String>,
     pub pid_mode: Option<String>,
     pub mounts: Vec<BindMount>,
+    pub image_mounts: Vec<ImageMount>,
     pub devices: Vec<DeviceSpec>,
     pub privileged: bool,
     pub cap_add: Vec<String>,
@@ -190,6 +191,39 @@ impl Docker {
         }
     }
 
+    /// Whether `path` exists in image `image`'s filesystem: asked of a
+    /// container created from it, never started, then removed. It carries
+    /// `labels`, so one a crash leaves behind can be found.
+    pub async fn image_has_path(
+        &self,
+        image: &str,
+        path: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<bool, DockerError> {
+        let client = self.client().await?;
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run: the image may hold no program at all.
+            entrypoint: Some(vec!["/".to_string()]),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().build();
+        let created = timed("container_create", client.create_container(Some(options), body)).await;
+        let id = created.map_err(|e| self.error(e))?.id;
+        let stat_options = ContainerArchiveInfoOptionsBuilder::default().path(path).build();
+        let stat = timed("container_archive_info", client.get_container_archive_info(&id, Some(stat_options))).await;
+        let removed = self.remove_container(&id).await;
+        let found = match stat.map_err(|e| self.error(e)) {
+            Ok(_) => true,
+            Err(DockerError::NotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        removed?;
+        Ok(found)
+    }
+
     /// Polls until container `id` is gone; `pending` if it outlasts the wait.
     async fn wait_removed(&self, id: &str, pending: DockerError) -> Result<(), DockerError> {
         let deadline = tokio::time::Instant::now() + CONCURRENT_REMOVAL_WAIT;
@@ -314,7 +348,8 @@ impl Docker {
 }
 
 fn create_body(spec: CreateSpec, api: ApiVersion) -> Result<ContainerCreateBody, DockerError> {
-    let (binds, mounts) = host_mounts(spec.mounts, api)?;
+    let (binds, mut mounts) = host_mounts(spec.mounts, api)?;
+    mounts.extend(image_mounts(spec.image_mounts, api)?);
     let exposed: Vec<String> = spec.ports.iter().map(|p| p.container_port.clone()).collect();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for p in &spec.ports {

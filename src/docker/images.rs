@@ -1,6 +1,7 @@
 //! Image calls: inspect, list, pull by digest, tag, remove.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
@@ -88,6 +89,19 @@ impl Docker {
             Err(DockerError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The directories of image `id`'s layers, top first, where the image
+    /// is stored by the overlay2 graph driver; `None` for other stores
+    /// (the containerd image store keeps snapshots Docker does not name).
+    pub async fn image_layer_dirs(&self, id: &str) -> Result<Option<Vec<PathBuf>>, DockerError> {
+        let client = self.client().await?;
+        let image = timed("image_inspect", client.inspect_image(id)).await.map_err(|e| self.error(e))?;
+        let Some(driver) = image.graph_driver.filter(|d| d.name == "overlay2") else { return Ok(None) };
+        let Some(top) = driver.data.get("UpperDir") else { return Ok(None) };
+        let lower = driver.data.get("LowerDir").map(String::as_str).unwrap_or_default();
+        let dirs = std::iter::once(top.as_str()).chain(lower.split(':').filter(|d| !d.is_empty()));
+        Ok(Some(dirs.map(PathBuf::from).collect()))
     }
 
     /// Image `id`'s size as the listing gives it; `None` if it is not

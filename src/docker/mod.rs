@@ -17,7 +17,7 @@ pub use events::{ContainerAction, ContainerEvent};
 pub use exec::ExecOutput;
 pub use images::{DockerImage, PlatformManifest, RegistryAuth};
 pub use logs::{LogChunk, OutputStream};
-pub use mounts::{BindMount, Propagation, ReadOnly};
+pub use mounts::{BindMount, ImageMount, Propagation, ReadOnly};
 pub use stream::{Session, StdioFlags};
 pub use system::{ApiVersion, DockerInfo, DockerVersion, Engine, ImageStore};
 

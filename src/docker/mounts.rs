@@ -2,10 +2,10 @@
 //! `Binds` strings where they mean what the CRI asks, `Mounts[]` where
 //! only bind options can say it.
 
-use bollard::models::{Mount, MountBindOptions, MountBindOptionsPropagationEnum, MountType};
+use bollard::models::{Mount, MountBindOptions, MountBindOptionsPropagationEnum, MountImageOptions, MountType};
 
 use super::DockerError;
-use super::system::{API_BIND_READ_ONLY_OPTIONS, ApiVersion};
+use super::system::{API_BIND_READ_ONLY_OPTIONS, API_IMAGE_MOUNTS, ApiVersion};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ReadOnly {
@@ -33,6 +33,38 @@ pub struct BindMount {
     pub read_only: ReadOnly,
     pub propagation: Propagation,
     pub selinux_relabel: bool,
+}
+
+/// An image's filesystem mounted read-only by the engine (API 1.48).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageMount {
+    /// The image's ID.
+    pub image: String,
+    pub container_path: String,
+    /// A directory in the image to mount instead of its root; empty for
+    /// the root.
+    pub sub_path: String,
+}
+
+/// The `Mounts[]` entries for image mounts; engines before API 1.48 have
+/// none, and the caller mounts the image itself there.
+pub fn image_mounts(mounts: Vec<ImageMount>, api: ApiVersion) -> Result<Vec<Mount>, DockerError> {
+    if !mounts.is_empty() && api < API_IMAGE_MOUNTS {
+        return Err(DockerError::BadRequest(format!(
+            "image mounts need Docker Engine API {API_IMAGE_MOUNTS} or later; this engine speaks {api}"
+        )));
+    }
+    Ok(mounts
+        .into_iter()
+        .map(|m| Mount {
+            typ: Some(MountType::IMAGE),
+            source: Some(m.image),
+            target: Some(m.container_path),
+            read_only: Some(true),
+            image_options: Some(MountImageOptions { subpath: (!m.sub_path.is_empty()).then_some(m.sub_path) }),
+            ..Default::default()
+        })
+        .collect())
 }
 
 /// The `Binds` strings and `Mounts[]` entries for `mounts` on an engine
@@ -123,6 +155,17 @@ mod tests {
         assert!(typed.is_empty());
         let relabel = BindMount { selinux_relabel: true, ..mount(ReadOnly::No) };
         assert_eq!(host_mounts(vec![relabel], OLD).unwrap().0, ["/h:/c:rw,rslave,Z"]);
+    }
+
+    #[test]
+    fn image_mounts_need_api_1_48() {
+        let m = ImageMount { image: "sha256:ab".into(), container_path: "/v".into(), sub_path: "data".into() };
+        assert!(image_mounts(vec![m.clone()], NEW).is_ok());
+        let typed = image_mounts(vec![m.clone()], ApiVersion(1, 48)).unwrap();
+        assert_eq!(typed[0].typ, Some(MountType::IMAGE));
+        assert_eq!(typed[0].image_options.as_ref().and_then(|o| o.subpath.as_deref()), Some("data"));
+        assert!(matches!(image_mounts(vec![m], ApiVersion(1, 47)), Err(DockerError::BadRequest(_))));
+        assert!(image_mounts(Vec::new(), OLD).unwrap().is_empty());
     }
 
     #[test]

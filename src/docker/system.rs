@@ -65,7 +65,16 @@ impl std::fmt::Display for ApiVersion {
 /// bind options can ask for either behaviour.
 pub const API_BIND_READ_ONLY_OPTIONS: ApiVersion = ApiVersion(1, 44);
 
+/// From API 1.48 (Docker 28) a container can mount an image read-only
+/// (`Mount{Type: "image"}`), a sub path of it too.
+pub const API_IMAGE_MOUNTS: ApiVersion = ApiVersion(1, 48);
+
 impl Engine {
+    /// Whether the engine mounts images into containers itself.
+    pub fn image_mounts(&self) -> bool {
+        self.api_version >= API_IMAGE_MOUNTS
+    }
+
     /// Whether bind mounts can be made read-only non-recursively and
     /// recursively on request.
     pub fn read_only_bind_options(&self) -> bool {

@@ -1,8 +1,8 @@
 //! Mounts pinshim makes on the host for a container where Docker cannot:
 //! a bind with per-mount flags (`noexec`, `nosuid`, …), which a Docker
-//! bind mount cannot carry. The bind is made and remounted with those
-//! flags under `<root-dir>/mounts/<key>/<n>`, and Docker binds that path
-//! instead of the host path.
+//! bind mount cannot carry, and an image's filesystem (its layers as a
+//! read-only overlay) on engines that cannot mount images. Each is made
+//! under `<root-dir>/mounts/<key>/<n>`, and Docker binds that path.
 //!
 //! The container's labels record every prepared bind (see `labels`), so
 //! removal unmounts them, and a restart remakes what a reboot took and
@@ -25,21 +25,35 @@ pub use options::{ACCEPTED, FlagChange};
 
 const MOUNTS_DIR: &str = "mounts";
 
-/// A bind as the container asked for it.
+/// A mount a container asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BindRequest {
-    pub source: PathBuf,
-    pub options: Vec<String>,
+pub enum MountRequest {
+    /// A host path with mount options.
+    Bind { source: PathBuf, options: Vec<String> },
+    /// Layer directories, top first, mounted read-only as one tree.
+    Layers(Vec<PathBuf>),
 }
 
-/// A bind made on the host: what Docker binds (`target`) and what it shows
-/// of the host (`source`, with `options`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A mount made on the host: what Docker binds (`target`), and what it
+/// shows: a host path (`source`, with `options`) or an image's `layers`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PreparedBind {
     pub target: PathBuf,
+    #[serde(default, skip_serializing_if = "is_empty_path")]
     pub source: PathBuf,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<PathBuf>,
 }
+
+fn is_empty_path(p: &Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
+/// The kernel takes at most a page of mount options: an image with more
+/// layers than fit is refused.
+const MAX_MOUNT_DATA: usize = 4095;
 
 /// The prepared binds a container's labels record.
 pub fn recorded(container_labels: &std::collections::HashMap<String, String>) -> Vec<PreparedBind> {
@@ -75,17 +89,19 @@ impl HostMounts {
 
     /// Makes each bind under a new key, in order; on any failure the ones
     /// already made are undone.
-    pub fn prepare(&self, binds: &[BindRequest]) -> Result<Vec<PreparedBind>, HostMountError> {
-        if binds.is_empty() {
+    pub fn prepare(&self, requests: &[MountRequest]) -> Result<Vec<PreparedBind>, HostMountError> {
+        if requests.is_empty() {
             return Ok(Vec::new());
         }
         let key_dir = self.dir.join(new_key()?);
-        let mut prepared = Vec::with_capacity(binds.len());
-        for (n, bind) in binds.iter().enumerate() {
-            let made = PreparedBind {
-                target: key_dir.join(n.to_string()),
-                source: bind.source.clone(),
-                options: bind.options.clone(),
+        let mut prepared = Vec::with_capacity(requests.len());
+        for (n, request) in requests.iter().enumerate() {
+            let target = key_dir.join(n.to_string());
+            let made = match request {
+                MountRequest::Bind { source, options } => {
+                    PreparedBind { target, source: source.clone(), options: options.clone(), ..Default::default() }
+                }
+                MountRequest::Layers(layers) => PreparedBind { target, layers: layers.clone(), ..Default::default() },
             };
             if let Err(e) = make(&made) {
                 if let Err(undo) = self.release(&prepared).and_then(|()| remove_key_dir(&key_dir)) {
@@ -150,9 +166,38 @@ fn new_key() -> Result<String, HostMountError> {
     Ok(hex::encode(bytes))
 }
 
+fn make(mount: &PreparedBind) -> Result<(), HostMountError> {
+    if mount.layers.is_empty() { make_bind(mount) } else { make_layers(mount) }
+}
+
+/// Mounts the layers at `target`, read-only: one layer is a read-only
+/// bind of it, several an overlay with only lower layers.
+fn make_layers(mount: &PreparedBind) -> Result<(), HostMountError> {
+    let failed = |reason: String| HostMountError::Mount {
+        host_path: mount.layers[0].clone(),
+        target: mount.target.clone(),
+        reason,
+    };
+    fs::create_dir_all(&mount.target).map_err(|e| failed(e.to_string()))?;
+    if let [layer] = mount.layers.as_slice() {
+        return bind_with(layer, &mount.target, &FlagChange::read_only()).map_err(failed);
+    }
+    let lower: Vec<String> = mount.layers.iter().map(|l| l.display().to_string()).collect();
+    let data = format!("lowerdir={}", lower.join(":"));
+    if data.len() > MAX_MOUNT_DATA {
+        return Err(failed(format!("{} layers name more than a page of mount options", lower.len())));
+    }
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount_overlay(&mount.target, flags, &data).map_err(|e| failed(format!("overlay: {e}")))
+}
+
+fn mount_overlay(target: &Path, flags: MsFlags, data: &str) -> nix::Result<()> {
+    nix::mount::mount(Some("overlay"), target, Some("overlay"), flags, Some(data))
+}
+
 /// Binds `source` at `target` (a directory or a file, as the source is)
 /// and remounts it with the options.
-fn make(bind: &PreparedBind) -> Result<(), HostMountError> {
+fn make_bind(bind: &PreparedBind) -> Result<(), HostMountError> {
     let failed =
         |reason: String| HostMountError::Mount { host_path: bind.source.clone(), target: bind.target.clone(), reason };
     let change = FlagChange::parse(&bind.options)
@@ -166,15 +211,20 @@ fn make(bind: &PreparedBind) -> Result<(), HostMountError> {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(failed(e.to_string())),
         _ => {}
     }
-    mount(Some(&bind.source), &bind.target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| failed(format!("bind: {e}")))?;
-    let remounted = nix::sys::statvfs::statvfs(&bind.target).map_err(|e| e.to_string()).and_then(|now| {
+    bind_with(&bind.source, &bind.target, &change).map_err(failed)
+}
+
+/// A recursive bind of `source` at `target`, remounted with `change`.
+fn bind_with(source: &Path, target: &Path, change: &FlagChange) -> Result<(), String> {
+    mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .map_err(|e| format!("bind: {e}"))?;
+    let remounted = nix::sys::statvfs::statvfs(target).map_err(|e| e.to_string()).and_then(|now| {
         let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | change.apply(now.flags());
-        mount(None::<&str>, &bind.target, None::<&str>, flags, None::<&str>).map_err(|e| format!("remount: {e}"))
+        mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(|e| format!("remount: {e}"))
     });
     if let Err(reason) = remounted {
-        let _ = umount2(&bind.target, MntFlags::MNT_DETACH);
-        return Err(failed(reason));
+        let _ = umount2(target, MntFlags::MNT_DETACH);
+        return Err(reason);
     }
     Ok(())
 }
@@ -209,5 +259,5 @@ fn remove_key_dir(dir: &Path) -> Result<(), HostMountError> {
 /// The targets in a key directory nobody records any more.
 fn leftover_binds(dir: &Path) -> Vec<PreparedBind> {
     let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    entries.flatten().map(|e| PreparedBind { target: e.path(), source: PathBuf::new(), options: Vec::new() }).collect()
+    entries.flatten().map(|e| PreparedBind { target: e.path(), ..Default::default() }).collect()
 }

@@ -36,6 +36,11 @@ impl Default for FlagChange {
 }
 
 impl FlagChange {
+    /// Read-only, and nothing else changed.
+    pub fn read_only() -> FlagChange {
+        FlagChange { set: MsFlags::MS_RDONLY, clear: MsFlags::empty() }
+    }
+
     pub fn parse(options: &[String]) -> Result<FlagChange, String> {
         let mut change = FlagChange::default();
         for word in options {

@@ -38,6 +38,8 @@ pub enum ImageError {
     Hosts(#[from] super::hosts::HostsError),
     #[error("cannot measure the image store at {dirs}: {reason}")]
     StoreUsage { dirs: String, reason: String },
+    #[error("image {image} is mounted as a volume by container {container}")]
+    InUseAsVolume { image: String, container: String },
     #[error("cannot store image records in {path}: {reason}")]
     Records { path: String, reason: String },
 }

@@ -18,6 +18,7 @@ use super::reference::{Digest, ImageReference, Target};
 use super::single_flight::SingleFlight;
 use crate::disk_usage::{FsUsage, FsUsageCache};
 use crate::docker::{Docker, DockerError, DockerImage, ImageStore, PlatformManifest, ignore_missing};
+use crate::labels;
 use crate::registry::DistributionClient;
 
 /// How many image configs ListImages inspects at once when its cache misses.
@@ -449,6 +450,12 @@ impl ImageService {
     /// Removing an absent image succeeds.
     pub async fn remove(&self, spec: &str) -> Result<(), ImageError> {
         let Some((image, _)) = self.find(spec).await? else { return Ok(()) };
+        // Docker refuses to remove a container's own image, but an image
+        // volume pinshim mounted from the image's layers it cannot see.
+        let users = self.docker.list_containers(&[&labels::volume_image(&image.id)]).await?;
+        if let Some(user) = users.first() {
+            return Err(ImageError::InUseAsVolume { image: image.id, container: user.id.clone() });
+        }
         for name in image.repo_tags.iter().chain(&image.repo_digests) {
             self.remove_name(name, &image.id).await?;
         }

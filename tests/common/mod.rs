@@ -220,6 +220,15 @@ pub async fn containerd_store() -> bool {
         .await
 }
 
+/// Whether the engine mounts images into containers itself (API 1.48,
+/// Docker 28); before, pinshim mounts their layers.
+pub async fn engine_mounts_images() -> bool {
+    let version = docker().version().await.expect("docker version");
+    let api = version.api_version.unwrap_or_default();
+    let mut parts = api.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (1, 48)
+}
+
 /// Removes a local image by name, ignoring absence.
 pub async fn docker_rmi(name: &str) {
     let options = bollard::query_parameters::RemoveImageOptionsBuilder::default().force(true).build();

@@ -107,6 +107,18 @@ pub async fn push_and_pull_with(
     TestImage { reference, repo, id, digest: pushed.digest, _sweep: sweep }
 }
 
+/// An image of `layers` (files only, lowest layer first; see
+/// `registry::push_files_image`) under a unique name, pulled through the CRI.
+pub async fn files_image(images: &Images, prefix: &str, layers: &[&[(&str, &str)]]) -> TestImage {
+    let repo = format!("{}/pinshim-test/{}", env("PINSHIM_TEST_REGISTRY"), unique(prefix));
+    let reference = format!("{repo}:v1");
+    let pushed = super::registry::push_files_image(&reference, layers).await;
+    let id = pull(images, &reference).await;
+    assert_eq!(id, pushed.image_id().await, "PullImage returns Docker's image ID");
+    let sweep = Arc::new(Sweep { containers: String::new(), image: id.clone() });
+    TestImage { reference, repo, id, digest: pushed.digest, _sweep: sweep }
+}
+
 /// A busybox variant of its own under a unique repository name.
 pub async fn fresh_image(images: &Images, prefix: &str) -> TestImage {
     push_and_pull(images, &unique(prefix), "v1").await
@@ -517,6 +529,23 @@ pub async fn docker_has_memory_limits() -> bool {
     super::docker().info().await.expect("docker info").memory_limit.unwrap_or(false)
 }
 
+/// Mount points pinshim prepared on the host under its root dir `root`
+/// (binds with mount options, image layers); the root dir also holds the
+/// pods' network namespace pins, which are not these.
+pub fn prepared_mounts(root: &Path) -> Vec<PathBuf> {
+    let dir = root.join("mounts");
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    info.lines().filter_map(|l| l.split(' ').nth(4)).map(PathBuf::from).filter(|p| p.starts_with(&dir)).collect()
+}
+
+/// Unmounts what pinshim prepared under `root`, as a reboot would.
+pub fn unmount_prepared(root: &Path) {
+    for point in prepared_mounts(root) {
+        let done = std::process::Command::new("umount").arg("-l").arg(&point).status().expect("run umount");
+        assert!(done.success(), "umount {}", point.display());
+    }
+}
+
 // ---------------------------------------------------------------- crashing --
 
 /// A pinshim process the test can kill with SIGKILL and start again on the
@@ -545,6 +574,10 @@ impl CrashableShim {
     /// The `--root-dir` the process runs with.
     pub fn root_dir(&self) -> PathBuf {
         self.dir.path().join("root")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("pinshim.sock")
     }
 
     /// SIGKILL: no clean-up of any kind in pinshim.

@@ -98,3 +98,74 @@ pub async fn served_digest(reference: &str, auth: &RegistryAuth) -> String {
     let (_, digest) = client().pull_manifest_raw(&reference, auth, &accepted).await.expect("manifest");
     digest
 }
+
+/// Pushes to `target` an image made FROM scratch of `layers`, each a list
+/// of `(path, contents)` files, lowest layer first. It holds no program: a
+/// volume image needs none.
+pub async fn push_files_image(target: &str, layers: &[&[(&str, &str)]]) -> Pushed {
+    let client = client();
+    let target: Reference = target.parse().expect("target reference");
+    let auth = RegistryAuth::Anonymous;
+    client.auth(&target, &auth, RegistryOperation::Push).await.expect("registry auth");
+    let (mut diff_ids, mut descriptors) = (Vec::new(), Vec::new());
+    for files in layers {
+        let tar = tar_of(files);
+        diff_ids.push(sha256(&tar));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).expect("gzip");
+        let blob = gz.finish().expect("gzip");
+        let digest = sha256(&blob);
+        client.push_blob(&target, blob.clone(), &digest).await.expect("push layer");
+        descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": digest,
+            "size": blob.len(),
+        }));
+    }
+    let architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = serde_json::json!({
+        "architecture": architecture,
+        "os": "linux",
+        "config": {"Labels": {"io.pinshim.test.nonce": super::unique("files")}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = serde_json::to_vec(&config).expect("config bytes");
+    let config_digest = sha256(&config);
+    client.push_blob(&target, config.clone(), &config_digest).await.expect("push config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_client::manifest::OCI_IMAGE_MEDIA_TYPE,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config.len(),
+        },
+        "layers": descriptors,
+    });
+    let body = serde_json::to_vec(&manifest).expect("manifest bytes");
+    let content_type = http::HeaderValue::from_static(oci_client::manifest::OCI_IMAGE_MEDIA_TYPE);
+    client.push_manifest_raw(&target, body.clone(), content_type).await.expect("push manifest");
+    Pushed { digest: sha256(&body), config_digest }
+}
+
+/// A tar of `files` (with their parent directories), made by tar(1).
+fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, contents) in files {
+        let file = dir.path().join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("dirs");
+        std::fs::write(&file, contents).expect("write file");
+    }
+    let out = std::process::Command::new("tar")
+        .args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-C"])
+        .arg(dir.path())
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("run tar");
+    assert!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
