@@ -5,7 +5,6 @@ pub mod cgroup;
 mod layers;
 mod metrics;
 pub mod netdev;
-mod rootfs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -269,7 +268,7 @@ impl StatsService {
             return (api::ContainerStats { attributes: Some(attributes), ..Default::default() }, None);
         };
         let layer_dir = match d.upper_dir.is_empty() {
-            true => rootfs::upper_dir(d.state.pid).unwrap_or_default(),
+            true => crate::mountinfo::upper_dir(d.state.pid).unwrap_or_default(),
             false => d.upper_dir.clone(),
         };
         let stats = api::ContainerStats {
