@@ -108,7 +108,7 @@ pub fn create_spec(
             .mounts
             .iter()
             .filter(|m| !super::mounts::is_image_volume(m))
-            .map(|m| bind(m, limits.selinux))
+            .map(|m| bind(m, limits))
             .collect::<Result<_, _>>()?,
         devices: config
             .devices
@@ -174,7 +174,7 @@ fn user(security: &api::LinuxContainerSecurityContext) -> Result<Option<String>,
 /// Relabelling is asked of the engine only where SELinux is enabled (as
 /// containerd does): elsewhere it means nothing, and on Docker 25 and
 /// later it would make a read-only bind recursive.
-fn bind(mount: &api::Mount, selinux: bool) -> Result<BindMount, ContainerError> {
+fn bind(mount: &api::Mount, limits: &HostLimits) -> Result<BindMount, ContainerError> {
     if mount.host_path.is_empty() || mount.container_path.is_empty() {
         return Err(ContainerError::InvalidConfig("a mount needs host_path and container_path".to_string()));
     }
@@ -191,6 +191,12 @@ fn bind(mount: &api::Mount, selinux: bool) -> Result<BindMount, ContainerError> 
     let read_only = match (mount.readonly, mount.recursive_read_only) {
         (false, false) => ReadOnly::No,
         (true, false) => ReadOnly::NonRecursive,
+        (true, true) if propagation == Propagation::Private && !limits.recursive_read_only => {
+            return Err(ContainerError::InvalidConfig(format!(
+                "mount {}: recursive_read_only needs a kernel with mount_setattr (Linux 5.12)",
+                mount.container_path
+            )));
+        }
         (true, true) if propagation == Propagation::Private => ReadOnly::Recursive,
         (false, true) => {
             return Err(ContainerError::InvalidConfig(format!(
@@ -210,7 +216,7 @@ fn bind(mount: &api::Mount, selinux: bool) -> Result<BindMount, ContainerError> 
         container_path: mount.container_path.clone(),
         read_only,
         propagation,
-        selinux_relabel: mount.selinux_relabel && selinux,
+        selinux_relabel: mount.selinux_relabel && limits.selinux,
     })
 }
 
@@ -223,6 +229,9 @@ pub fn docker_resources(r: &api::LinuxContainerResources) -> Result<Resources, C
 mod tests {
     use super::*;
 
+    const LIMITS: HostLimits =
+        HostLimits { negative_oom_score_adj: true, full_bounding_set: true, selinux: false, recursive_read_only: true };
+
     #[test]
     fn binds_carry_mode_and_propagation() {
         let dir = tempfile::tempdir().unwrap();
@@ -234,21 +243,25 @@ mod tests {
             propagation: api::MountPropagation::PropagationHostToContainer as i32,
             ..Default::default()
         };
-        let bound = bind(&mount, false).unwrap();
+        let bound = bind(&mount, &LIMITS).unwrap();
         assert_eq!((bound.host_path.as_str(), bound.container_path.as_str()), (host.as_str(), "/data"));
         assert_eq!((bound.read_only, bound.propagation), (ReadOnly::NonRecursive, Propagation::HostToContainer));
         mount.recursive_read_only = true;
         assert!(
-            matches!(bind(&mount, false), Err(ContainerError::InvalidConfig(m)) if m.contains("private propagation"))
+            matches!(bind(&mount, &LIMITS), Err(ContainerError::InvalidConfig(m)) if m.contains("private propagation"))
         );
         mount.propagation = api::MountPropagation::PropagationPrivate as i32;
-        assert_eq!(bind(&mount, false).unwrap().read_only, ReadOnly::Recursive);
+        assert_eq!(bind(&mount, &LIMITS).unwrap().read_only, ReadOnly::Recursive);
+        let old_kernel = HostLimits { recursive_read_only: false, ..LIMITS };
+        assert!(
+            matches!(bind(&mount, &old_kernel), Err(ContainerError::InvalidConfig(m)) if m.contains("mount_setattr"))
+        );
         mount.readonly = false;
-        assert!(matches!(bind(&mount, false), Err(ContainerError::InvalidConfig(m)) if m.contains("needs readonly")));
+        assert!(matches!(bind(&mount, &LIMITS), Err(ContainerError::InvalidConfig(m)) if m.contains("needs readonly")));
         let missing =
             api::Mount { host_path: "/nonexistent/pinshim".into(), container_path: "/x".into(), ..Default::default() };
         assert!(
-            matches!(bind(&missing, false), Err(ContainerError::InvalidConfig(m)) if m.contains("/nonexistent/pinshim"))
+            matches!(bind(&missing, &LIMITS), Err(ContainerError::InvalidConfig(m)) if m.contains("/nonexistent/pinshim"))
         );
     }
 
