@@ -77,6 +77,12 @@ engine_major() { echo "${1%%-*}"; }
 
 engine_uses_containerd_store() { [[ "$1" == *-containerd ]]; }
 
+# The engine that takes checkpoints: experimental features on, and CRIU on
+# the path its runc is run with (see ensure_criu). One is enough: the
+# feature needs nothing else of an engine.
+PINSHIM_CHECKPOINT_ENGINE=28
+engine_checkpoints() { [[ "$1" == "${PINSHIM_CHECKPOINT_ENGINE}" ]] && criu_ok; }
+
 engine_dir() { echo "${PINSHIM_ENGINES_DIR}/$1"; }
 engine_run() { echo "${PINSHIM_ENGINES_RUN}/$1"; }
 engine_root() { echo "${PINSHIM_ENGINES_DIR}/dist/$(engine_suite "$1")/root"; }
@@ -99,9 +105,10 @@ engine_host() {
 # root, so the shims find bookworm's (dockerd's built-in "runc" runtime is
 # looked up on PATH, and the name cannot be redefined).
 engine_path() {
-  local root
+  local root criu=""
   root="$(engine_root "$1")"
-  echo "${root}/usr/bin:${root}/usr/sbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+  if engine_checkpoints "$1"; then criu="$(criu_dir)/bin:"; fi
+  echo "${criu}${root}/usr/bin:${root}/usr/sbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
 # --------------------------------------------------------------- download --
@@ -223,6 +230,60 @@ ensure_engine_dist() {
   mv "${root}.new" "${root}"
   mv "${base}/packages.new" "${base}/packages"
   log "engines: ${suite}: $(paste -sd' ' "${base}/packages")"
+}
+
+# ------------------------------------------------------------------- criu --
+
+# CRIU for the checkpoint engine. Bookworm's 3.17 fails `criu check` on
+# kernels from 6.13 (it does not know their [vvar_vclock] mapping); trixie's
+# 4.1 knows it but is linked against trixie's glibc. So criu is unpacked
+# with its whole dependency closure from trixie and run through trixie's own
+# dynamic loader by a wrapper (exec keeps the descriptors runc hands it).
+# Nothing is installed on the machine.
+PINSHIM_CRIU_SUITE=trixie
+criu_dir() { echo "${PINSHIM_ENGINES_DIR}/dist/criu"; }
+criu_ok() { [[ -x "$(criu_dir)/bin/criu" ]] && "$(criu_dir)/bin/criu" --version >/dev/null 2>&1; }
+
+# apt-cache with the criu download's own sources and lists (as engine_apt).
+criu_apt_cache() {
+  local dir
+  dir="$(criu_dir)/apt"
+  apt-cache -o Dir::Etc::SourceList="${dir}/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+    -o Dir::State::Lists="${dir}/lists" -o Dir::Cache="${dir}/cache" \
+    -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null "$@"
+}
+
+# Fetch and unpack criu once; keep it unless `criu check` fails here, in
+# which case the checkpoint engine runs without checkpoints (the tests then
+# expect CheckpointContainer to say so).
+ensure_criu() {
+  criu_ok && return 0
+  local base root apt debs ld packages
+  base="$(criu_dir)" root="$(criu_dir)/root" apt="$(criu_dir)/apt" debs="$(criu_dir)/debs"
+  log "engines: fetching criu from Debian ${PINSHIM_CRIU_SUITE}"
+  mkdir -p "${apt}/lists/partial" "${apt}/cache/archives/partial"
+  engine_sources_list "${PINSHIM_CRIU_SUITE}" >"${apt}/sources.list"
+  quiet engine_apt criu update
+  packages="$(criu_apt_cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+    --no-breaks --no-replaces --no-enhances criu | grep '^[a-z0-9]' | sort -u)"
+  rm -rf "${debs}" "${root}" "${base:?}/bin"
+  mkdir -p "${debs}" "${root}" "${base}/bin"
+  if id _apt >/dev/null 2>&1; then chown _apt "${debs}"; fi
+  # shellcheck disable=SC2086 # one word per package
+  (cd "${debs}" && quiet engine_apt criu download ${packages})
+  for deb in "${debs}"/*.deb; do dpkg-deb -x "${deb}" "${root}"; done
+  ld="$(find "${root}" -name 'ld-linux*.so.*' -type f -o -name 'ld-linux*.so.*' -type l | head -n 1)"
+  [[ -n "${ld}" && -x "${root}/usr/sbin/criu" ]] || die "criu: the ${PINSHIM_CRIU_SUITE} download has no criu or loader"
+  printf '#!/bin/sh\nexec %s --library-path %s %s "$@"\n' "${ld}" "$(dirname "${ld}")" "${root}/usr/sbin/criu" \
+    >"${base}/bin/criu.new"
+  chmod 755 "${base}/bin/criu.new"
+  rm -rf "${debs}" "${apt}/lists" "${apt}/cache"
+  if ! "${base}/bin/criu.new" check >"${base}/check.log" 2>&1; then
+    log "warning: criu check fails on this kernel (see ${base}/check.log): engine ${PINSHIM_CHECKPOINT_ENGINE} runs without checkpoints"
+    return 0
+  fi
+  mv "${base}/bin/criu.new" "${base}/bin/criu"
+  log "engines: $("${base}/bin/criu" --version | head -n 1) from ${PINSHIM_CRIU_SUITE}"
 }
 
 # Versions of an engine's binaries, as they report them.
@@ -356,11 +417,13 @@ engine_daemon_json() {
     --arg init "${PINSHIM_ENGINE_INIT}" \
     --arg proxy "$(engine_root "${name}")/usr/sbin/docker-proxy" \
     --argjson store "${store}" \
+    --argjson experimental "$(engine_checkpoints "${name}" && echo true || echo false)" \
     '{
        "iptables": false,
        "ip6tables": false,
        "init-path": $init,
        "userland-proxy-path": $proxy,
+       "experimental": $experimental,
        "features": {"containerd-snapshotter": $store}
      } + $registries'
 }
@@ -494,6 +557,7 @@ ensure_engine() {
     die "${PINSHIM_ENGINE_INIT} is missing or not static (package tini)"
   fi
   ensure_engine_dist "$(engine_suite "${name}")"
+  if [[ "${name}" == "${PINSHIM_CHECKPOINT_ENGINE}" ]]; then ensure_criu; fi
   # The suites move on: sid will carry a docker.io after 28 one day.
   [[ "$(engine_dockerd_version "${name}")" == "$(engine_major "${name}")."* ]] ||
     die "engine ${name}: Debian $(engine_suite "${name}") now has dockerd $(engine_dockerd_version "${name}")" \

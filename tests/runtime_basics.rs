@@ -76,8 +76,11 @@ async fn socket_is_private_and_removed_on_sigterm() {
 #[tokio::test]
 async fn rpcs_docker_cannot_serve_say_so() {
     let mut shim = Shim::start().await;
-    let request = pinshim::api::CheckpointContainerRequest::default();
-    let err = shim.runtime.checkpoint_container(request).await.expect_err("no checkpoints through docker");
+    let request = pinshim::api::CheckpointPodRequest::default();
+    let err = shim.runtime.checkpoint_pod(request).await.expect_err("no pod checkpoints through docker");
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(err.message().contains("CheckpointContainer"), "{err}");
+    assert!(err.message().contains("CheckpointPod") && err.message().contains("Docker"), "{err}");
+    let err = shim.runtime.restore_pod(pinshim::api::RestorePodRequest::default()).await.expect_err("no restore");
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("RestorePod"), "{err}");
 }

@@ -20,6 +20,12 @@ pub enum ContainerError {
     ImageVolumeUnsupported(String),
     #[error("image_sub_path {sub_path:?} does not exist in image {image}")]
     ImageSubPathNotFound { image: String, sub_path: String },
+    #[error("checkpoints are not available: {0}")]
+    CheckpointUnsupported(String),
+    #[error("checkpoint failed: {0}")]
+    Checkpoint(String),
+    #[error("checkpoint of container {0} outlasted its timeout")]
+    CheckpointTimeout(String),
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error("exec in container {0} timed out")]

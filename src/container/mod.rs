@@ -1,6 +1,7 @@
 //! Containers in pods: lifecycle, status, exec, logs, and the label schema
 //! that keeps all their CRI state in Docker.
 
+mod checkpoint;
 mod cri_log;
 mod error;
 mod events;

@@ -387,25 +387,37 @@ impl RuntimeService for RuntimeApi {
         Ok(Response::new(api::UpdateRuntimeConfigResponse {}))
     }
 
+    #[tracing::instrument(skip_all, fields(container_id))]
     async fn checkpoint_container(
         &self,
-        _: Request<api::CheckpointContainerRequest>,
+        request: Request<api::CheckpointContainerRequest>,
     ) -> Result<Response<api::CheckpointContainerResponse>, Status> {
-        Err(not_implemented("CheckpointContainer"))
+        let r = request.into_inner();
+        tracing::Span::current().record("container_id", r.container_id.as_str());
+        self.containers.checkpoint(&r.container_id, &r.location, r.timeout).await?;
+        Ok(Response::new(api::CheckpointContainerResponse {}))
     }
 
     async fn checkpoint_pod(
         &self,
         _: Request<api::CheckpointPodRequest>,
     ) -> Result<Response<api::CheckpointPodResponse>, Status> {
-        Err(not_implemented("CheckpointPod"))
+        Err(not_implemented(
+            "CheckpointPod",
+            "Docker checkpoints one container at a time, so a pod's containers cannot be frozen as one snapshot; \
+             CheckpointContainer is served",
+        ))
     }
 
     async fn restore_pod(
         &self,
         _: Request<api::RestorePodRequest>,
     ) -> Result<Response<api::RestorePodResponse>, Status> {
-        Err(not_implemented("RestorePod"))
+        Err(not_implemented(
+            "RestorePod",
+            "Docker starts a container from a checkpoint only out of that container's own checkpoint \
+             directory (it refuses a custom one), not from an archive",
+        ))
     }
 
     type GetContainerEventsStream = ResponseStream<api::ContainerEventResponse>;

@@ -79,6 +79,9 @@ impl From<ContainerError> for Status {
             ContainerError::NotFound(_) | ContainerError::ImageNotFound(_) => Code::NotFound,
             ContainerError::ImageSubPathNotFound { .. } => Code::NotFound,
             ContainerError::ImageVolumeUnsupported(_) => Code::FailedPrecondition,
+            ContainerError::CheckpointUnsupported(_) => Code::FailedPrecondition,
+            ContainerError::Checkpoint(_) => Code::Internal,
+            ContainerError::CheckpointTimeout(_) => Code::DeadlineExceeded,
             ContainerError::AlreadyExists(_) => Code::AlreadyExists,
             ContainerError::NotRunning(_) => Code::FailedPrecondition,
             ContainerError::ExecTimeout(_) => Code::DeadlineExceeded,
@@ -114,9 +117,9 @@ impl From<crate::stats::StatsError> for Status {
     }
 }
 
-/// Answer for RPCs whose support has not landed yet.
-pub fn not_implemented(rpc: &str) -> Status {
-    Status::unimplemented(bounded(format!("{rpc} is not implemented by pinshim yet")))
+/// Answer for RPCs Docker cannot serve; `why` says what it lacks.
+pub fn not_implemented(rpc: &str, why: &str) -> Status {
+    Status::unimplemented(bounded(format!("{rpc} is not implemented by pinshim: {why}")))
 }
 
 /// A required request field was absent.

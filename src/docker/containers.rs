@@ -191,6 +191,19 @@ impl Docker {
         }
     }
 
+    /// Checkpoints running container `id` with CRIU into `dir/<name>`,
+    /// leaving it running. Needs an engine with experimental features on
+    /// and `criu` where its runtime finds it.
+    pub async fn checkpoint(&self, id: &str, dir: &str, name: &str) -> Result<(), DockerError> {
+        let client = self.client().await?;
+        let options = bollard::container::CreateCheckpointOptions {
+            checkpoint_id: name.to_string(),
+            checkpoint_dir: Some(dir.to_string()),
+            exit: false,
+        };
+        timed("container_checkpoint", client.create_checkpoint(id, options)).await.map_err(|e| self.error(e))
+    }
+
     /// Whether `path` exists in image `image`'s filesystem: asked of a
     /// container created from it, never started, then removed. It carries
     /// `labels`, so one a crash leaves behind can be found.

@@ -38,6 +38,8 @@ pub struct DockerInfo {
     pub image_store: ImageStore,
     pub runtimes: Vec<String>,
     pub default_runtime: String,
+    /// Experimental features are on (checkpoints need them).
+    pub experimental: bool,
 }
 
 /// The engine pinshim talks to, as found when it connected.
@@ -117,6 +119,7 @@ impl Docker {
             image_store: if containerd_store { ImageStore::Containerd } else { ImageStore::GraphDriver },
             runtimes,
             default_runtime: info.default_runtime.unwrap_or_default(),
+            experimental: info.experimental_build.unwrap_or_default(),
         })
     }
 
