@@ -205,3 +205,30 @@ async fn containers_get_the_pod_hostname_and_dns_config() {
 
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
+
+#[tokio::test]
+async fn only_mappings_with_a_host_port_are_published() {
+    // Docker publishes the ports of pods on its own bridge (with CNI the
+    // portmap plugin does, and skips these itself).
+    let args = vec!["--network-plugin".to_string(), "docker".to_string()];
+    let shim = Shim::start_with(common::ShimOptions { args, env: Vec::new() }).await;
+    let rt = &shim.runtime;
+    // kubelet sends a mapping for every container port, most without a host port.
+    let pod = pods::run_pod_with(rt, "ports", |c| {
+        c.port_mappings = vec![
+            pinshim::api::PortMapping { container_port: 80, host_port: 0, ..Default::default() },
+            pinshim::api::PortMapping {
+                container_port: 81,
+                host_port: 0,
+                host_ip: "127.0.0.1".into(),
+                ..Default::default()
+            },
+        ];
+    })
+    .await;
+    let inspect = common::docker().inspect_container(&pod.id, None).await.expect("inspect the sandbox");
+    let bindings = inspect.host_config.and_then(|h| h.port_bindings).unwrap_or_default();
+    assert!(bindings.is_empty(), "no host port is published for mappings without one: {bindings:?}");
+    pods::stop_pod(rt, &pod.id).await;
+    pods::remove_pod(rt, &pod.id).await;
+}

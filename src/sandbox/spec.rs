@@ -88,9 +88,13 @@ pub fn create_spec(
     })
 }
 
+/// Docker's published ports for the pod's mappings. A mapping without a
+/// host port asks for none (kubelet sends one for every container port);
+/// Docker would pick a random host port for it.
 fn ports(mappings: &[api::PortMapping]) -> Vec<PortSpec> {
     mappings
         .iter()
+        .filter(|m| m.host_port > 0)
         .map(|m| {
             let protocol = match m.protocol() {
                 api::Protocol::Tcp => "tcp",
@@ -169,6 +173,19 @@ mod tests {
         );
         assert_eq!(spec.oom_score_adj, Some(0), "clamped where negative scores are refused");
         assert_eq!(spec.labels[labels::CREATED_AT], "7");
+    }
+
+    #[test]
+    fn a_mapping_without_a_host_port_publishes_nothing() {
+        let mappings = [
+            api::PortMapping { container_port: 80, host_port: 0, ..Default::default() },
+            api::PortMapping { container_port: 443, host_port: 8443, ..Default::default() },
+        ];
+        let published = ports(&mappings);
+        assert_eq!(
+            published,
+            vec![PortSpec { container_port: "443/tcp".into(), host_ip: String::new(), host_port: 8443 }]
+        );
     }
 
     #[test]
