@@ -232,3 +232,30 @@ async fn only_mappings_with_a_host_port_are_published() {
     pods::stop_pod(rt, &pod.id).await;
     pods::remove_pod(rt, &pod.id).await;
 }
+
+#[tokio::test]
+async fn pod_status_carries_its_containers_statuses() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "podstatus").await;
+    let pod = pods::run_pod(rt, "podstatus").await;
+    let running = pods::create_and_start(rt, &pod, container_config(&pod, "running", &image, IDLE)).await;
+    let created = pods::create(rt, &pod, container_config(&pod, "created", &image, IDLE)).await;
+
+    // With a timestamp set, kubelet's Evented PLEG takes the containers'
+    // statuses from PodSandboxStatus instead of asking for each.
+    let status = pods::pod_status(rt, &pod.id).await;
+    assert!(status.timestamp > 0);
+    let mut seen: Vec<(String, i32)> = status.containers_statuses.iter().map(|c| (c.id.clone(), c.state)).collect();
+    seen.sort();
+    let mut want = vec![
+        (running.clone(), pinshim::api::ContainerState::ContainerRunning as i32),
+        (created.clone(), pinshim::api::ContainerState::ContainerCreated as i32),
+    ];
+    want.sort();
+    assert_eq!(seen, want);
+    let own = status.containers_statuses.iter().find(|c| c.id == running).expect("the running container");
+    assert_eq!(own.image_ref, image.canonical(), "full statuses, digest included");
+
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}

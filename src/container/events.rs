@@ -83,16 +83,7 @@ impl ContainerService {
                 self.sandboxes.last_known_status(&sandbox_id).await
             }
         };
-        let filter = api::ContainerFilter { pod_sandbox_id: sandbox_id, ..Default::default() };
-        // The index holds every member's full details, current as of this
-        // event: no inspection per member.
-        let containers_statuses = match self.indexed(&filter) {
-            Some(mut members) => {
-                members.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
-                members.iter().map(|d| status_of(d)).collect()
-            }
-            None => self.statuses_from_docker(&filter).await,
-        };
+        let containers_statuses = self.statuses_in_pod(&sandbox_id).await;
         Some(api::ContainerEventResponse {
             container_id: event.id,
             container_event_type: kind as i32,
@@ -100,6 +91,21 @@ impl ContainerService {
             pod_sandbox_status,
             containers_statuses,
         })
+    }
+
+    /// The statuses of the pod's containers, newest first, as events and
+    /// PodSandboxStatus carry them (kubelet's Evented PLEG reads them there
+    /// rather than asking for each). The index holds every member's full
+    /// details, current as of the last event: no inspection per member.
+    pub async fn statuses_in_pod(&self, sandbox_id: &str) -> Vec<api::ContainerStatus> {
+        let filter = api::ContainerFilter { pod_sandbox_id: sandbox_id.to_string(), ..Default::default() };
+        match self.indexed(&filter) {
+            Some(mut members) => {
+                members.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+                members.iter().map(|d| status_of(d)).collect()
+            }
+            None => self.statuses_from_docker(&filter).await,
+        }
     }
 
     /// Without the index: list the pod's containers and inspect each.

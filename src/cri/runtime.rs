@@ -145,7 +145,13 @@ impl RuntimeService for RuntimeApi {
     ) -> Result<Response<api::PodSandboxStatusResponse>, Status> {
         let request = request.into_inner();
         tracing::Span::current().record("sandbox_id", request.pod_sandbox_id.as_str());
-        Ok(Response::new(self.sandboxes.status(&request.pod_sandbox_id, request.verbose).await?))
+        let mut response = self.sandboxes.status(&request.pod_sandbox_id, request.verbose).await?;
+        // A timestamp tells kubelet's Evented PLEG to take the containers'
+        // statuses from here, so they must be here.
+        if let Some(status) = &response.status {
+            response.containers_statuses = self.containers.statuses_in_pod(&status.id).await;
+        }
+        Ok(Response::new(response))
     }
 
     #[tracing::instrument(skip_all)]
