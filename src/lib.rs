@@ -30,4 +30,5 @@ pub mod stats;
 pub mod stream;
 pub mod systemd;
 pub mod time;
+pub mod unsupported;
 pub mod validate;

@@ -294,3 +294,74 @@ async fn an_ambiguous_id_prefix_says_so() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     assert!(err.message().contains("ambiguous"), "{err}");
 }
+
+fn security(c: &mut api::ContainerConfig) -> &mut api::LinuxContainerSecurityContext {
+    c.linux.get_or_insert_default().security_context.get_or_insert_default()
+}
+
+fn user_namespace(mode: api::NamespaceMode) -> Option<api::UserNamespace> {
+    let mapping = api::IdMapping { host_id: 100_000, container_id: 0, length: 65_536 };
+    Some(api::UserNamespace { mode: mode as i32, uids: vec![mapping], gids: vec![mapping] })
+}
+
+#[tokio::test]
+async fn what_docker_cannot_carry_is_refused_not_ignored() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "cannot").await;
+    let pod = pods::run_pod(rt, "cannot").await;
+    type Adjust = fn(&mut api::ContainerConfig);
+    let cases: [(&str, Adjust); 6] = [
+        ("userns_options", |c| {
+            security(c).namespace_options.get_or_insert_default().userns_options =
+                user_namespace(api::NamespaceMode::Pod);
+        }),
+        ("supplemental_groups_policy", |c| {
+            security(c).supplemental_groups_policy = api::SupplementalGroupsPolicy::Strict as i32;
+        }),
+        ("add_ambient_capabilities", |c| {
+            security(c).capabilities.get_or_insert_default().add_ambient_capabilities = vec!["CAP_NET_RAW".into()];
+        }),
+        ("hugepage_limits", |c| {
+            let limit = api::HugepageLimit { page_size: "2MB".into(), limit: 2 << 20 };
+            c.linux.get_or_insert_default().resources.get_or_insert_default().hugepage_limits = vec![limit];
+        }),
+        ("CDI_devices", |c| c.cdi_devices = vec![api::CdiDevice { name: "vendor.com/gpu=0".into() }]),
+        ("mounts[0]", |c| {
+            let mapping = api::IdMapping { host_id: 1000, container_id: 0, length: 1 };
+            c.mounts = vec![api::Mount {
+                host_path: "/tmp".into(),
+                container_path: "/x".into(),
+                uid_mappings: vec![mapping],
+                ..Default::default()
+            }];
+        }),
+    ];
+    for (field, adjust) in cases {
+        let (mut config, token) = traced(&pod, &image);
+        pods::make_log_dir(&pod.config, &config);
+        adjust(&mut config);
+        assert_refused(rt, &pod, config, &token, Code::InvalidArgument, field).await;
+    }
+
+    // What kubelet sends by default still runs: the host's user namespace,
+    // and every huge page size listed with no limit.
+    let (mut config, _) = traced(&pod, &image);
+    pods::make_log_dir(&pod.config, &config);
+    security(&mut config).namespace_options.get_or_insert_default().userns_options =
+        Some(api::UserNamespace { mode: api::NamespaceMode::Node as i32, ..Default::default() });
+    let unlimited = api::HugepageLimit { page_size: "2MB".into(), limit: 0 };
+    config.linux.get_or_insert_default().resources.get_or_insert_default().hugepage_limits = vec![unlimited];
+    create_raw(rt, &pod, config).await.expect("kubelet's defaults are accepted");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = pods::sandbox_config(&unique("cannotpod"), dir.path());
+    let ns = config.linux.get_or_insert_default().security_context.get_or_insert_default();
+    ns.namespace_options.get_or_insert_default().userns_options = user_namespace(api::NamespaceMode::Pod);
+    assert_pod_refused(rt, config, "userns_options").await;
+    let mut config = pods::sandbox_config(&unique("cannotpod"), dir.path());
+    config.linux.get_or_insert_default().security_context.get_or_insert_default().supplemental_groups_policy =
+        api::SupplementalGroupsPolicy::Strict as i32;
+    assert_pod_refused(rt, config, "supplemental_groups_policy").await;
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}

@@ -8,16 +8,39 @@ use std::path::{Path, PathBuf};
 use super::error::ContainerError;
 use super::log_open::{self, LogError};
 use crate::api;
-use crate::validate;
+use crate::{unsupported, validate};
 
 /// Everything in `config` that `create_spec` turns into Docker's settings.
 pub fn config(config: &api::ContainerConfig) -> Result<(), ContainerError> {
     let linux = config.linux.clone().unwrap_or_default();
     if let Some(security) = &linux.security_context {
         namespaces(security.namespace_options.as_ref())?;
+        unsupported::user_namespace("security_context.namespace_options", security.namespace_options.as_ref())
+            .map_err(invalid)?;
+        unsupported::supplemental_groups_policy(
+            "security_context.supplemental_groups_policy",
+            security.supplemental_groups_policy,
+        )
+        .map_err(invalid)?;
+        if security.capabilities.as_ref().is_some_and(|c| !c.add_ambient_capabilities.is_empty()) {
+            return Err(invalid(
+                "security_context.capabilities.add_ambient_capabilities: Docker cannot grant ambient capabilities"
+                    .to_string(),
+            ));
+        }
     }
     if let Some(resources) = &linux.resources {
         self::resources(resources)?;
+        // kubelet lists every page size, with 0 for those not asked for.
+        if resources.hugepage_limits.iter().any(|h| h.limit > 0) {
+            return Err(invalid("resources.hugepage_limits: Docker has no hugetlb limit setting".to_string()));
+        }
+    }
+    if !config.cdi_devices.is_empty() {
+        return Err(invalid(
+            "CDI_devices: CDI devices are not passed to Docker by pinshim (Docker's device requests are not used)"
+                .to_string(),
+        ));
     }
     envs(&config.envs)?;
     config.mounts.iter().enumerate().try_for_each(|(i, m)| mount(i, m))?;
@@ -61,7 +84,11 @@ fn envs(envs: &[api::KeyValue]) -> Result<(), ContainerError> {
 }
 
 fn mount(i: usize, m: &api::Mount) -> Result<(), ContainerError> {
-    known::<api::MountPropagation>(&format!("mounts[{i}].propagation"), m.propagation)
+    known::<api::MountPropagation>(&format!("mounts[{i}].propagation"), m.propagation)?;
+    if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
+        return Err(invalid(format!("mounts[{i}]: ID-mapped mounts are not supported through Docker")));
+    }
+    Ok(())
 }
 
 /// Devices are checked here, as mounts are: Docker only finds a missing one

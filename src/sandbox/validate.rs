@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::SandboxError;
 use crate::api;
-use crate::validate;
+use crate::{unsupported, validate};
 
 /// sysctls that live in the IPC namespace (runc's list).
 const IPC_SYSCTLS: &[&str] = &[
@@ -34,7 +34,15 @@ pub fn config(config: &api::PodSandboxConfig) -> Result<(), SandboxError> {
     if !linux.cgroup_parent.is_empty() {
         validate::cgroup_parent("cgroup_parent", &linux.cgroup_parent).map_err(invalid)?;
     }
-    let namespaces = linux.security_context.and_then(|s| s.namespace_options).unwrap_or_default();
+    let security = linux.security_context.unwrap_or_default();
+    unsupported::user_namespace("security_context.namespace_options", security.namespace_options.as_ref())
+        .map_err(invalid)?;
+    unsupported::supplemental_groups_policy(
+        "security_context.supplemental_groups_policy",
+        security.supplemental_groups_policy,
+    )
+    .map_err(invalid)?;
+    let namespaces = security.namespace_options.unwrap_or_default();
     for (field, mode) in [("network", namespaces.network), ("pid", namespaces.pid), ("ipc", namespaces.ipc)] {
         known::<api::NamespaceMode>(&format!("namespace_options.{field}"), mode)?;
     }
