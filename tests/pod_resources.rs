@@ -120,3 +120,19 @@ async fn nonsense_and_unknown_sandboxes_are_refused() {
     pods::stop_pod(rt, &pod.id).await;
     pods::remove_pod(rt, &pod.id).await;
 }
+
+#[tokio::test]
+async fn the_overhead_at_run_is_the_sandbox_containers_limit() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let pod = pods::run_pod_with(rt, "podres-run", |c| {
+        let overhead =
+            LinuxContainerResources { cpu_shares: 128, memory_limit_in_bytes: 40 * MIB, ..Default::default() };
+        c.linux.get_or_insert_default().overhead = Some(overhead);
+    })
+    .await;
+    let pid = verbose_info(rt, &pod.id).await["pid"].as_i64().expect("pause pid");
+    assert_eq!(cgroup_file(pid, "memory", "memory.limit_in_bytes", "memory.max"), (40 * MIB).to_string());
+    pods::stop_pod(rt, &pod.id).await;
+    pods::remove_pod(rt, &pod.id).await;
+}

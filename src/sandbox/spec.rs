@@ -84,6 +84,13 @@ pub fn create_spec(
         cgroup_parent: (!linux.cgroup_parent.is_empty()).then(|| linux.cgroup_parent.clone()),
         runtime,
         oom_score_adj: Some(limits.oom_score_adj(SANDBOX_OOM_SCORE_ADJ)),
+        // The pod overhead (RuntimeClass) is what the sandbox itself is
+        // charged; the pod's total is its cgroup's, which is kubelet's.
+        resources: match &linux.overhead {
+            Some(overhead) => crate::resources::for_docker(overhead)
+                .map_err(|e| SandboxError::InvalidConfig(format!("linux.overhead: {e}")))?,
+            None => Default::default(),
+        },
         ..Default::default()
     })
 }
@@ -173,6 +180,26 @@ mod tests {
         );
         assert_eq!(spec.oom_score_adj, Some(0), "clamped where negative scores are refused");
         assert_eq!(spec.labels[labels::CREATED_AT], "7");
+    }
+
+    #[test]
+    fn the_overhead_is_the_sandbox_containers_share() {
+        let mut c = config();
+        let overhead =
+            api::LinuxContainerResources { cpu_shares: 128, memory_limit_in_bytes: 32 << 20, ..Default::default() };
+        c.linux.get_or_insert_default().overhead = Some(overhead);
+        let limits = HostLimits {
+            negative_oom_score_adj: true,
+            full_bounding_set: true,
+            selinux: false,
+            recursive_read_only: true,
+        };
+        let spec = create_spec(&c, NetworkKind::DockerBridge, "", None, "sha256:pause", &limits, 0).unwrap();
+        assert_eq!((spec.resources.cpu_shares, spec.resources.memory), (Some(128), Some(32 << 20)));
+        c.linux.as_mut().unwrap().overhead =
+            Some(api::LinuxContainerResources { cpu_shares: -1, ..Default::default() });
+        let err = create_spec(&c, NetworkKind::DockerBridge, "", None, "sha256:pause", &limits, 0).unwrap_err();
+        assert!(matches!(err, SandboxError::InvalidConfig(m) if m.contains("overhead")));
     }
 
     #[test]
