@@ -1,8 +1,8 @@
-//! Seccomp and AppArmor profiles → Docker `SecurityOpt` entries, for pod
-//! sandboxes and containers alike.
+//! Seccomp and AppArmor profiles and SELinux labels → Docker `SecurityOpt`
+//! entries, for pod sandboxes and containers alike.
 
-use crate::api::SecurityProfile;
 use crate::api::security_profile::ProfileType;
+use crate::api::{SeLinuxOption, SecurityProfile};
 
 /// The `seccomp=…` option for a profile; `None` keeps Docker's default
 /// profile. No profile at all is unconfined, as the CRI defines it (kubelet
@@ -52,6 +52,21 @@ pub fn apparmor_option(profile: Option<&SecurityProfile>, legacy_name: &str) -> 
     Ok(Some(format!("apparmor={name}")))
 }
 
+/// The `label=…` options for an SELinux context. Docker applies them
+/// where SELinux is enabled and ignores them elsewhere. Each part is one
+/// word: Docker splits its options on whitespace.
+pub fn selinux_options(option: Option<&SeLinuxOption>) -> Result<Vec<String>, String> {
+    let Some(o) = option else { return Ok(Vec::new()) };
+    let mut options = Vec::new();
+    for (part, value) in [("user", &o.user), ("role", &o.role), ("type", &o.r#type), ("level", &o.level)] {
+        if !value.is_empty() {
+            crate::validate::word(&format!("selinux_options.{part}"), value)?;
+            options.push(format!("label={part}:{value}"));
+        }
+    }
+    Ok(options)
+}
+
 /// The profile's type, refused when out of range (prost would read it as RuntimeDefault).
 fn profile_type(field: &str, p: &SecurityProfile) -> Result<ProfileType, String> {
     ProfileType::try_from(p.profile_type)
@@ -61,6 +76,15 @@ fn profile_type(field: &str, p: &SecurityProfile) -> Result<ProfileType, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selinux_parts_become_label_options() {
+        let o = SeLinuxOption { r#type: "spc_t".into(), level: "s0:c1,c2".into(), ..Default::default() };
+        assert_eq!(selinux_options(Some(&o)).unwrap(), ["label=type:spc_t", "label=level:s0:c1,c2"]);
+        assert!(selinux_options(None).unwrap().is_empty());
+        let bad = SeLinuxOption { user: "u x".into(), ..Default::default() };
+        assert!(selinux_options(Some(&bad)).unwrap_err().contains("selinux_options.user"));
+    }
 
     fn profile(kind: ProfileType, reference: &str) -> SecurityProfile {
         SecurityProfile { profile_type: kind as i32, localhost_ref: reference.to_string() }

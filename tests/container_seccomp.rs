@@ -31,3 +31,23 @@ async fn no_profile_is_unconfined_and_runtime_default_is_filtered() {
 
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
+
+#[tokio::test]
+async fn selinux_options_reach_docker_as_label_options() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "selinux").await;
+    let pod = pods::run_pod(rt, "selinux").await;
+    let mut config = pods::container_config(&pod, "app", &image, IDLE);
+    let security = config.linux.get_or_insert_default().security_context.get_or_insert_default();
+    security.selinux_options =
+        Some(pinshim::api::SeLinuxOption { r#type: "spc_t".into(), level: "s0:c1,c2".into(), ..Default::default() });
+    // Docker applies them where SELinux is enabled and runs the container
+    // unlabelled elsewhere, as here.
+    let id = pods::create_and_start(rt, &pod, config).await;
+    let inspect = common::docker().inspect_container(&id, None).await.expect("inspect");
+    let options = inspect.host_config.and_then(|h| h.security_opt).unwrap_or_default();
+    assert!(options.iter().any(|o| o == "label=type:spc_t"), "{options:?}");
+    assert!(options.iter().any(|o| o == "label=level:s0:c1,c2"), "{options:?}");
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}

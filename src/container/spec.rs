@@ -9,7 +9,7 @@ use crate::docker::{BindMount, CreateSpec, DeviceSpec, Propagation, ReadOnly, Re
 use crate::host::HostLimits;
 use crate::labels;
 use crate::sandbox::Sandbox;
-use crate::security_opt::{apparmor_option, seccomp_option};
+use crate::security_opt::{apparmor_option, seccomp_option, selinux_options};
 
 /// The image a container is created from, as resolved at creation.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +67,7 @@ pub fn create_spec(
     security_opt.extend(seccomp.map_err(ContainerError::InvalidConfig)?);
     security_opt
         .extend(apparmor_option(security.apparmor.as_ref(), apparmor_name).map_err(ContainerError::InvalidConfig)?);
+    security_opt.extend(selinux_options(security.selinux_options.as_ref()).map_err(ContainerError::InvalidConfig)?);
     if security.no_new_privs {
         security_opt.push("no-new-privileges".to_string());
     }

@@ -9,7 +9,7 @@ use crate::api;
 use crate::docker::{CreateSpec, PortSpec};
 use crate::host::{HostLimits, SANDBOX_OOM_SCORE_ADJ};
 use crate::labels;
-use crate::security_opt::{apparmor_option, seccomp_option};
+use crate::security_opt::{apparmor_option, seccomp_option, selinux_options};
 
 pub fn create_spec(
     config: &api::PodSandboxConfig,
@@ -50,6 +50,7 @@ pub fn create_spec(
     let seccomp = seccomp_option(security.seccomp.as_ref(), seccomp_path);
     security_opt.extend(seccomp.map_err(SandboxError::InvalidConfig)?);
     security_opt.extend(apparmor_option(security.apparmor.as_ref(), "").map_err(SandboxError::InvalidConfig)?);
+    security_opt.extend(selinux_options(security.selinux_options.as_ref()).map_err(SandboxError::InvalidConfig)?);
 
     if security.run_as_user.is_none() && security.run_as_group.is_some() {
         return Err(SandboxError::InvalidConfig("run_as_group is set without run_as_user".to_string()));
