@@ -31,14 +31,16 @@ pub fn check(r: &api::LinuxContainerResources) -> Result<(), String> {
 pub fn for_docker(r: &api::LinuxContainerResources) -> Result<Resources, String> {
     check(r)?;
     let positive = |v: i64| (v > 0).then_some(v);
+    // -1 is "no limit", which an update must be able to say.
+    let set = |v: i64| (v > 0 || v == -1).then_some(v);
     let memory = positive(r.memory_limit_in_bytes);
     Ok(Resources {
         cpu_period: positive(r.cpu_period),
-        cpu_quota: positive(r.cpu_quota),
+        cpu_quota: set(r.cpu_quota),
         cpu_shares: positive(r.cpu_shares),
         memory,
         // No swap beyond the memory limit unless kubelet asks for it.
-        memory_swap: positive(r.memory_swap_limit_in_bytes).or(memory),
+        memory_swap: set(r.memory_swap_limit_in_bytes).or(memory),
         cpuset_cpus: (!r.cpuset_cpus.is_empty()).then(|| r.cpuset_cpus.clone()),
         cpuset_mems: (!r.cpuset_mems.is_empty()).then(|| r.cpuset_mems.clone()),
     })
@@ -62,6 +64,18 @@ mod tests {
         refused(api::LinuxContainerResources { memory_limit_in_bytes: -1, ..Default::default() }, "memory_limit");
         refused(api::LinuxContainerResources { oom_score_adj: 1001, ..Default::default() }, "oom_score_adj");
         refused(api::LinuxContainerResources { cpuset_cpus: "0\n1".into(), ..Default::default() }, "cpuset_cpus");
+    }
+
+    #[test]
+    fn minus_one_lifts_the_limit() {
+        let r = api::LinuxContainerResources {
+            cpu_quota: -1,
+            memory_limit_in_bytes: 1 << 24,
+            memory_swap_limit_in_bytes: -1,
+            ..Default::default()
+        };
+        let d = for_docker(&r).unwrap();
+        assert_eq!((d.cpu_quota, d.memory_swap), (Some(-1), Some(-1)));
     }
 
     #[test]

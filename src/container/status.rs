@@ -97,7 +97,10 @@ pub fn container_status(d: &ContainerDetails, user: Option<api::ContainerUser>) 
         annotations: labels::decode_map(l, labels::ANNOTATIONS),
         mounts: mounts(d),
         log_path: labels::get(l, labels::LOG_PATH),
-        resources: Some(api::ContainerResources { linux: Some(resources(&d.resources)), windows: None }),
+        resources: Some(api::ContainerResources {
+            linux: Some(api::LinuxContainerResources { oom_score_adj: d.oom_score_adj, ..resources(&d.resources) }),
+            windows: None,
+        }),
         image_id: labels::get(l, labels::IMAGE_ID),
         user,
         stop_signal: super::signal::from_docker(&d.stop_signal) as i32,

@@ -130,6 +130,8 @@ pub struct ContainerDetails {
     /// own, else the image's STOPSIGNAL; empty means SIGTERM.
     pub stop_signal: String,
     pub resources: Resources,
+    /// HostConfig's OomScoreAdj: what the container's processes start with.
+    pub oom_score_adj: i64,
     /// The writable layer's directory on the host (overlay2's UpperDir).
     pub upper_dir: String,
     /// The platform manifest the container runs, where the image store
@@ -306,6 +308,7 @@ impl Docker {
             tty: config.tty.unwrap_or_default(),
             open_stdin: config.open_stdin.unwrap_or_default(),
             stop_signal: config.stop_signal.unwrap_or_default(),
+            oom_score_adj: host.oom_score_adj.unwrap_or_default(),
             upper_dir,
             image_manifest,
             resources: Resources {
