@@ -50,12 +50,21 @@ pub const CANONICAL_REASON: &str = "io.pinshim.image.canonical-reason";
 /// The binds pinshim prepared on the host for the container (JSON list of
 /// target, host path and mount options), which Docker binds instead.
 pub const HOST_MOUNTS: &str = "io.pinshim.host-mounts";
+/// Container paths of the binds made read-only recursively, and of those
+/// relabelled for SELinux (JSON lists): Docker's inspect shows neither.
+pub const RECURSIVE_READ_ONLY: &str = "io.pinshim.mounts.recursive-read-only";
+pub const SELINUX_RELABEL: &str = "io.pinshim.mounts.selinux-relabel";
 /// The container's image volumes (JSON list: container path, the image as
 /// asked, its ID, canonical reference and sub path), fixed at create.
 pub const IMAGE_VOLUMES: &str = "io.pinshim.image-volumes";
 /// Prefix of one label per image volume, keyed by the image ID, so that
 /// RemoveImage can find the containers that use an image as a volume.
 pub const VOLUME_IMAGE_PREFIX: &str = "io.pinshim.volume-image.";
+
+/// A JSON list of strings under `key`; empty when absent or unreadable.
+pub fn get_list(labels: &HashMap<String, String>, key: &str) -> Vec<String> {
+    labels.get(key).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
+}
 
 /// The label a container carries while it uses `image_id` as a volume.
 pub fn volume_image(image_id: &str) -> String {

@@ -86,6 +86,9 @@ async fn readonly_covers_the_bound_directory_only() {
     assert!(!writable(rt, &id, "/data/top").await, "the bound directory is read-only");
     assert!(writable(rt, &id, "/data/sub/below").await, "a mount below it stays writable");
     assert!(host.sub().join("below").exists(), "the write reached the host's tmpfs");
+    let status = pods::status(rt, &id).await;
+    let data = status.mounts.iter().find(|m| m.container_path == "/data").expect("/data in status");
+    assert!(data.readonly && !data.recursive_read_only, "{data:?}");
 
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
@@ -103,6 +106,9 @@ async fn recursive_read_only_covers_mounts_below_or_is_refused() {
         let id = pods::create_and_start(rt, &pod, config).await;
         assert!(!writable(rt, &id, "/data/top").await, "the bound directory is read-only");
         assert!(!writable(rt, &id, "/data/sub/below").await, "so is the mount below it");
+        let status = pods::status(rt, &id).await;
+        let data = status.mounts.iter().find(|m| m.container_path == "/data").expect("/data in status");
+        assert!(data.readonly && data.recursive_read_only, "status says recursive (kubelet shows it): {data:?}");
     } else {
         let err = pods::try_create(rt, &pod, config).await.expect_err("an engine without the option refuses");
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");

@@ -74,7 +74,7 @@ pub fn create_spec(
     let capabilities = security.capabilities.clone().unwrap_or_default();
     let resources = linux.resources.clone().unwrap_or_default();
 
-    Ok(CreateSpec {
+    let mut spec = CreateSpec {
         name: labels::docker_name(
             &metadata.name,
             &sandbox.metadata.name,
@@ -136,7 +136,24 @@ pub fn create_spec(
         oom_score_adj: Some(limits.oom_score_adj(resources.oom_score_adj)),
         resources: docker_resources(&resources)?,
         ..Default::default()
-    })
+    };
+    record_mount_modes(&mut spec);
+    Ok(spec)
+}
+
+/// Which binds are recursively read-only or relabelled, for status: Docker
+/// reports neither. Only set when some bind is.
+fn record_mount_modes(spec: &mut CreateSpec) {
+    let paths = |keep: &dyn Fn(&BindMount) -> bool| -> Vec<String> {
+        spec.mounts.iter().filter(|m| keep(m)).map(|m| m.container_path.clone()).collect()
+    };
+    let recursive = paths(&|m| m.read_only == ReadOnly::Recursive);
+    let relabelled = paths(&|m| m.selinux_relabel);
+    for (key, list) in [(labels::RECURSIVE_READ_ONLY, recursive), (labels::SELINUX_RELABEL, relabelled)] {
+        if !list.is_empty() {
+            spec.labels.insert(key.to_string(), serde_json::to_string(&list).unwrap_or_default());
+        }
+    }
 }
 
 /// Containers live in their pod's cgroup, kept on the sandbox's labels;

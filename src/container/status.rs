@@ -112,9 +112,15 @@ pub fn container_status(d: &ContainerDetails, user: Option<api::ContainerUser>) 
 fn mounts(d: &ContainerDetails) -> Vec<api::Mount> {
     let prepared = host_mounts::recorded(&d.labels);
     let volumes = super::mounts::recorded(&d.labels);
+    let recursive = labels::get_list(&d.labels, labels::RECURSIVE_READ_ONLY);
+    let relabelled = labels::get_list(&d.labels, labels::SELINUX_RELABEL);
     let shown = |m: &MountInfo| match volumes.iter().find(|v| v.container_path == m.destination) {
         Some(v) => image_volume(v),
-        None => mount(m, &prepared),
+        None => api::Mount {
+            recursive_read_only: recursive.contains(&m.destination),
+            selinux_relabel: relabelled.contains(&m.destination),
+            ..mount(m, &prepared)
+        },
     };
     d.mounts.iter().map(shown).collect()
 }
