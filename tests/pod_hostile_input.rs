@@ -312,6 +312,7 @@ async fn what_docker_cannot_carry_is_refused_not_ignored() {
     let pod = pods::run_pod(rt, "cannot").await;
     type Adjust = fn(&mut api::ContainerConfig);
     let cases: [(&str, Adjust); 6] = [
+        ("CDI_devices[0].name", |c| c.cdi_devices = vec![api::CdiDevice { name: "no-kind".into() }]),
         ("userns_options", |c| {
             security(c).namespace_options.get_or_insert_default().userns_options =
                 user_namespace(api::NamespaceMode::Pod);
@@ -326,7 +327,6 @@ async fn what_docker_cannot_carry_is_refused_not_ignored() {
             let limit = api::HugepageLimit { page_size: "2MB".into(), limit: 2 << 20 };
             c.linux.get_or_insert_default().resources.get_or_insert_default().hugepage_limits = vec![limit];
         }),
-        ("CDI_devices", |c| c.cdi_devices = vec![api::CdiDevice { name: "vendor.com/gpu=0".into() }]),
         ("mounts[0]", |c| {
             let mapping = api::IdMapping { host_id: 1000, container_id: 0, length: 1 };
             c.mounts = vec![api::Mount {

@@ -20,6 +20,10 @@ pub enum ContainerError {
     ImageVolumeUnsupported(String),
     #[error("image_sub_path {sub_path:?} does not exist in image {image}")]
     ImageSubPathNotFound { image: String, sub_path: String },
+    #[error(
+        "CDI devices need an engine with CDI on (Docker 28, or features.cdi on Docker 25 to 27); this one has none"
+    )]
+    CdiUnsupported,
     #[error("checkpoints are not available: {0}")]
     CheckpointUnsupported(String),
     #[error("checkpoint failed: {0}")]

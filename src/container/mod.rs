@@ -79,6 +79,9 @@ impl ContainerService {
         self.images.admit_canonical(&image.canonical)?;
         let mut spec = spec::create_spec(config, &sandbox, &image, &self.limits, now_nanos())?;
         spec.labels.insert(labels::ROOT_DIR.to_string(), self.root_dir.clone());
+        if !spec.cdi_devices.is_empty() && self.docker.info().await?.cdi_spec_dirs.is_empty() {
+            return Err(ContainerError::CdiUnsupported);
+        }
         let prepared = self.prepare_mounts(config, &mut spec).await?;
         let name = spec.name.clone();
         let id = match self.docker.create_container(spec).await {

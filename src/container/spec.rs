@@ -120,6 +120,7 @@ pub fn create_spec(
                 permissions: if d.permissions.is_empty() { "rwm".to_string() } else { d.permissions.clone() },
             })
             .collect(),
+        cdi_devices: config.cdi_devices.iter().map(|d| d.name.clone()).collect(),
         privileged: security.privileged,
         cap_add: capabilities.add_capabilities,
         cap_drop: capabilities.drop_capabilities,

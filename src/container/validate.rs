@@ -36,11 +36,8 @@ pub fn config(config: &api::ContainerConfig) -> Result<(), ContainerError> {
             return Err(invalid("resources.hugepage_limits: Docker has no hugetlb limit setting".to_string()));
         }
     }
-    if !config.cdi_devices.is_empty() {
-        return Err(invalid(
-            "CDI_devices: CDI devices are not passed to Docker by pinshim (Docker's device requests are not used)"
-                .to_string(),
-        ));
+    for (i, d) in config.cdi_devices.iter().enumerate() {
+        cdi_name(i, &d.name)?;
     }
     envs(&config.envs)?;
     config.mounts.iter().enumerate().try_for_each(|(i, m)| mount(i, m))?;
@@ -89,6 +86,19 @@ fn mount(i: usize, m: &api::Mount) -> Result<(), ContainerError> {
         return Err(invalid(format!("mounts[{i}]: ID-mapped mounts are not supported through Docker")));
     }
     Ok(())
+}
+
+/// A fully qualified CDI name: `vendor.com/class=device`.
+fn cdi_name(i: usize, name: &str) -> Result<(), ContainerError> {
+    let well_formed = name.split_once('=').is_some_and(|(kind, device)| {
+        kind.split_once('/').is_some_and(|(vendor, class)| !vendor.is_empty() && !class.is_empty())
+            && !device.is_empty()
+            && !name.contains(char::is_whitespace)
+    });
+    match well_formed {
+        true => Ok(()),
+        false => Err(invalid(format!("CDI_devices[{i}].name {name:?} is not vendor.com/class=device"))),
+    }
 }
 
 /// Devices are checked here, as mounts are: Docker only finds a missing one

@@ -79,7 +79,7 @@ impl From<ContainerError> for Status {
             ContainerError::NotFound(_) | ContainerError::ImageNotFound(_) => Code::NotFound,
             ContainerError::ImageSubPathNotFound { .. } => Code::NotFound,
             ContainerError::ImageVolumeUnsupported(_) => Code::FailedPrecondition,
-            ContainerError::CheckpointUnsupported(_) => Code::FailedPrecondition,
+            ContainerError::CheckpointUnsupported(_) | ContainerError::CdiUnsupported => Code::FailedPrecondition,
             ContainerError::Checkpoint(_) => Code::Internal,
             ContainerError::CheckpointTimeout(_) => Code::DeadlineExceeded,
             ContainerError::AlreadyExists(_) => Code::AlreadyExists,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, DeviceMapping, HostConfig, PortBinding, RestartPolicy,
+    ContainerCreateBody, ContainerUpdateBody, DeviceMapping, DeviceRequest, HostConfig, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
@@ -44,6 +44,9 @@ pub struct CreateSpec {
     pub mounts: Vec<BindMount>,
     pub image_mounts: Vec<ImageMount>,
     pub devices: Vec<DeviceSpec>,
+    /// Fully qualified CDI device names (`vendor.com/class=name`), which
+    /// the engine resolves from its CDI specs.
+    pub cdi_devices: Vec<String>,
     pub privileged: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
@@ -397,6 +400,13 @@ fn create_body(spec: CreateSpec, api: ApiVersion) -> Result<ContainerCreateBody,
                 })
                 .collect(),
         ),
+        device_requests: (!spec.cdi_devices.is_empty()).then(|| {
+            vec![DeviceRequest {
+                driver: Some("cdi".to_string()),
+                device_ids: Some(spec.cdi_devices),
+                ..Default::default()
+            }]
+        }),
         privileged: Some(spec.privileged),
         cap_add: non_empty(spec.cap_add),
         cap_drop: non_empty(spec.cap_drop),

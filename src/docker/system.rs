@@ -40,6 +40,9 @@ pub struct DockerInfo {
     pub default_runtime: String,
     /// Experimental features are on (checkpoints need them).
     pub experimental: bool,
+    /// Where the engine reads CDI specs; empty where CDI is off (before
+    /// Docker 28 it is behind `features.cdi`, before 25 absent).
+    pub cdi_spec_dirs: Vec<String>,
 }
 
 /// The engine pinshim talks to, as found when it connected.
@@ -120,6 +123,7 @@ impl Docker {
             runtimes,
             default_runtime: info.default_runtime.unwrap_or_default(),
             experimental: info.experimental_build.unwrap_or_default(),
+            cdi_spec_dirs: info.cdi_spec_dirs.unwrap_or_default(),
         })
     }
 
