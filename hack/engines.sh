@@ -557,7 +557,11 @@ ensure_engine() {
     die "${PINSHIM_ENGINE_INIT} is missing or not static (package tini)"
   fi
   ensure_engine_dist "$(engine_suite "${name}")"
-  if [[ "${name}" == "${PINSHIM_CHECKPOINT_ENGINE}" ]]; then ensure_criu; fi
+  # Without criu the engine still runs, only without checkpoints (in a
+  # subshell, so a failed download does not end the bring-up).
+  if [[ "${name}" == "${PINSHIM_CHECKPOINT_ENGINE}" ]] && ! (ensure_criu); then
+    log "warning: criu could not be fetched: engine ${name} runs without checkpoints"
+  fi
   # The suites move on: sid will carry a docker.io after 28 one day.
   [[ "$(engine_dockerd_version "${name}")" == "$(engine_major "${name}")."* ]] ||
     die "engine ${name}: Debian $(engine_suite "${name}") now has dockerd $(engine_dockerd_version "${name}")" \
