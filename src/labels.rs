@@ -61,8 +61,8 @@ pub const IMAGE_VOLUMES: &str = "io.pinshim.image-volumes";
 /// RemoveImage can find the containers that use an image as a volume.
 pub const VOLUME_IMAGE_PREFIX: &str = "io.pinshim.volume-image.";
 
-/// A JSON list of strings under `key`; empty when absent or unreadable.
-pub fn get_list(labels: &HashMap<String, String>, key: &str) -> Vec<String> {
+/// A JSON label read back; a missing or damaged one reads as empty.
+pub fn get_json<T: serde::de::DeserializeOwned + Default>(labels: &HashMap<String, String>, key: &str) -> T {
     labels.get(key).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
 }
 
@@ -83,7 +83,7 @@ pub fn encode_map(map: &HashMap<String, String>) -> String {
 
 /// Decodes a map label; a missing or damaged label reads as empty.
 pub fn decode_map(labels: &HashMap<String, String>, key: &str) -> HashMap<String, String> {
-    labels.get(key).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
+    get_json(labels, key)
 }
 
 pub fn get(labels: &HashMap<String, String>, key: &str) -> String {

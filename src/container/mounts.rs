@@ -49,7 +49,7 @@ impl ImageVolume {
 
 /// The image volumes a container's labels record.
 pub fn recorded(container_labels: &HashMap<String, String>) -> Vec<ImageVolume> {
-    container_labels.get(labels::IMAGE_VOLUMES).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
+    labels::get_json(container_labels, labels::IMAGE_VOLUMES)
 }
 
 /// Whether a CRI mount is an image volume rather than a host path.

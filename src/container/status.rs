@@ -112,8 +112,8 @@ pub fn container_status(d: &ContainerDetails, user: Option<api::ContainerUser>) 
 fn mounts(d: &ContainerDetails) -> Vec<api::Mount> {
     let prepared = host_mounts::recorded(&d.labels);
     let volumes = super::mounts::recorded(&d.labels);
-    let recursive = labels::get_list(&d.labels, labels::RECURSIVE_READ_ONLY);
-    let relabelled = labels::get_list(&d.labels, labels::SELINUX_RELABEL);
+    let recursive = labels::get_json::<Vec<String>>(&d.labels, labels::RECURSIVE_READ_ONLY);
+    let relabelled = labels::get_json::<Vec<String>>(&d.labels, labels::SELINUX_RELABEL);
     let shown = |m: &MountInfo| match volumes.iter().find(|v| v.container_path == m.destination) {
         Some(v) => image_volume(v),
         None => api::Mount {

@@ -57,7 +57,7 @@ const MAX_MOUNT_DATA: usize = 4095;
 
 /// The prepared binds a container's labels record.
 pub fn recorded(container_labels: &std::collections::HashMap<String, String>) -> Vec<PreparedBind> {
-    container_labels.get(labels::HOST_MOUNTS).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
+    labels::get_json(container_labels, labels::HOST_MOUNTS)
 }
 
 /// The label value recording `binds`.
