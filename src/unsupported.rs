@@ -3,10 +3,17 @@
 
 use crate::api;
 
+/// The identity parts of a pod's or container's security context Docker
+/// cannot give: a user namespace of its own, and strict supplemental groups.
+pub fn identity(namespaces: Option<&api::NamespaceOption>, groups_policy: i32) -> Result<(), String> {
+    user_namespace("security_context.namespace_options", namespaces)?;
+    supplemental_groups_policy("security_context.supplemental_groups_policy", groups_policy)
+}
+
 /// A user namespace of the pod's own: Docker has only the daemon-wide
 /// `userns-remap`. The host's (mode NODE, what kubelet sends for
 /// `hostUsers: true`) is what every container gets.
-pub fn user_namespace(field: &str, namespaces: Option<&api::NamespaceOption>) -> Result<(), String> {
+fn user_namespace(field: &str, namespaces: Option<&api::NamespaceOption>) -> Result<(), String> {
     match namespaces.and_then(|n| n.userns_options.as_ref()) {
         Some(userns) if userns.mode() != api::NamespaceMode::Node => Err(format!(
             "{field}.userns_options: pods with a user namespace of their own are not supported: Docker has only \
@@ -18,7 +25,7 @@ pub fn user_namespace(field: &str, namespaces: Option<&api::NamespaceOption>) ->
 
 /// `Strict`: Docker always adds the groups the image's /etc/group gives
 /// the user.
-pub fn supplemental_groups_policy(field: &str, policy: i32) -> Result<(), String> {
+fn supplemental_groups_policy(field: &str, policy: i32) -> Result<(), String> {
     match api::SupplementalGroupsPolicy::try_from(policy) {
         Ok(api::SupplementalGroupsPolicy::Merge) => Ok(()),
         Ok(api::SupplementalGroupsPolicy::Strict) => Err(format!(

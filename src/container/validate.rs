@@ -15,13 +15,8 @@ pub fn config(config: &api::ContainerConfig) -> Result<(), ContainerError> {
     let linux = config.linux.clone().unwrap_or_default();
     if let Some(security) = &linux.security_context {
         namespaces(security.namespace_options.as_ref())?;
-        unsupported::user_namespace("security_context.namespace_options", security.namespace_options.as_ref())
+        unsupported::identity(security.namespace_options.as_ref(), security.supplemental_groups_policy)
             .map_err(invalid)?;
-        unsupported::supplemental_groups_policy(
-            "security_context.supplemental_groups_policy",
-            security.supplemental_groups_policy,
-        )
-        .map_err(invalid)?;
         if security.capabilities.as_ref().is_some_and(|c| !c.add_ambient_capabilities.is_empty()) {
             return Err(invalid(
                 "security_context.capabilities.add_ambient_capabilities: Docker cannot grant ambient capabilities"

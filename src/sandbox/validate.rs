@@ -35,13 +35,7 @@ pub fn config(config: &api::PodSandboxConfig) -> Result<(), SandboxError> {
         validate::cgroup_parent("cgroup_parent", &linux.cgroup_parent).map_err(invalid)?;
     }
     let security = linux.security_context.unwrap_or_default();
-    unsupported::user_namespace("security_context.namespace_options", security.namespace_options.as_ref())
-        .map_err(invalid)?;
-    unsupported::supplemental_groups_policy(
-        "security_context.supplemental_groups_policy",
-        security.supplemental_groups_policy,
-    )
-    .map_err(invalid)?;
+    unsupported::identity(security.namespace_options.as_ref(), security.supplemental_groups_policy).map_err(invalid)?;
     let namespaces = security.namespace_options.unwrap_or_default();
     for (field, mode) in [("network", namespaces.network), ("pid", namespaces.pid), ("ipc", namespaces.ipc)] {
         known::<api::NamespaceMode>(&format!("namespace_options.{field}"), mode)?;
