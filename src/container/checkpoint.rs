@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{ContainerError, ContainerService, invalid};
-use crate::docker::ContainerDetails;
+use crate::docker::{ContainerDetails, DockerError};
 use crate::labels;
 use crate::time::{format_rfc3339_nanos, now_nanos};
 
@@ -41,13 +41,16 @@ impl ContainerService {
                     .to_string(),
             ));
         }
-        let work = PathBuf::from(&self.root_dir).join("checkpoints").join(&details.id);
+        // One directory per checkpoint: two of the same container may overlap.
+        let work = PathBuf::from(&self.root_dir).join("checkpoints").join(format!("{}.{}", details.id, now_nanos()));
         let taken = async {
             fs::create_dir_all(&work).map_err(|e| ContainerError::Checkpoint(format!("{}: {e}", work.display())))?;
             let dir = work.display().to_string();
+            // A failed dump is the engine's 500 with CRIU's words; every other
+            // Docker error keeps its own code (Unavailable, NotFound, …).
             self.docker.checkpoint(&details.id, &dir, CHECKPOINT).await.map_err(|e| match e {
-                crate::docker::DockerError::NotFound(m) => ContainerError::NotFound(m),
-                other => ContainerError::Checkpoint(other.to_string()),
+                DockerError::Server(reason) => ContainerError::Checkpoint(reason),
+                other => other.into(),
             })?;
             let (work, location, details) = (work.clone(), location.clone(), details.clone());
             tokio::task::spawn_blocking(move || write_archive(&work, &location, &details))
