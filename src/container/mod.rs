@@ -173,7 +173,7 @@ impl ContainerService {
         let removed = ignore_missing(self.docker.remove_container(&details.id).await);
         self.index.refresh(&details.id).await;
         removed?;
-        self.release_mounts(&host_mounts::recorded(&details.labels));
+        self.host_mounts.release_recorded(&details.labels);
         self.logs.forget(&details.id).await;
         Ok(())
     }

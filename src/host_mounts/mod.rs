@@ -126,6 +126,14 @@ impl HostMounts {
         key_dirs.iter().try_for_each(|dir| remove_key_dir(dir))
     }
 
+    /// Releases what a removed container's labels record; a failure only
+    /// leaves directories that the next start removes, so it is logged.
+    pub fn release_recorded(&self, container_labels: &std::collections::HashMap<String, String>) {
+        if let Err(e) = self.release(&recorded(container_labels)) {
+            tracing::warn!(error = %e, "cannot remove a container's prepared mounts");
+        }
+    }
+
     /// After a restart, with the prepared binds of every container there
     /// is: remakes those a reboot took, and removes key directories no
     /// container names (left by a crash between prepare and create). A

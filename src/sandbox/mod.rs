@@ -243,10 +243,7 @@ impl SandboxService {
         let host_mounts = crate::host_mounts::HostMounts::new(&self.config.root_dir);
         for container in members {
             ignore_missing(self.docker.remove_container(&container.id).await)?;
-            let prepared = crate::host_mounts::recorded(&container.labels);
-            if let Err(e) = host_mounts.release(&prepared) {
-                tracing::warn!(container_id = %container.id, error = %e, "cannot remove a container's prepared mounts");
-            }
+            host_mounts.release_recorded(&container.labels);
         }
         self.detach_network(sandbox, pid).await?;
         self.release_pin(&sandbox.id).await?;
