@@ -272,7 +272,7 @@ ensure_criu() {
   # shellcheck disable=SC2086 # one word per package
   (cd "${debs}" && quiet engine_apt criu download ${packages})
   for deb in "${debs}"/*.deb; do dpkg-deb -x "${deb}" "${root}"; done
-  ld="$(find "${root}" -name 'ld-linux*.so.*' -type f -o -name 'ld-linux*.so.*' -type l | head -n 1)"
+  ld="$(find "${root}" -name 'ld-linux*.so.*' \( -type f -o -type l \) | head -n 1)"
   [[ -n "${ld}" && -x "${root}/usr/sbin/criu" ]] || die "criu: the ${PINSHIM_CRIU_SUITE} download has no criu or loader"
   printf '#!/bin/sh\nexec %s --library-path %s %s "$@"\n' "${ld}" "$(dirname "${ld}")" "${root}/usr/sbin/criu" \
     >"${base}/bin/criu.new"

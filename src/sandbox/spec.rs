@@ -142,6 +142,16 @@ pub fn decode_namespaces(s: &str) -> api::NamespaceOption {
 mod tests {
     use super::*;
 
+    /// A host that refuses negative OOM scores and lacks capabilities.
+    const LIMITED: HostLimits = HostLimits {
+        negative_oom_score_adj: false,
+        full_bounding_set: false,
+        selinux: false,
+        recursive_read_only: false,
+    };
+    const FULL: HostLimits =
+        HostLimits { negative_oom_score_adj: true, full_bounding_set: true, selinux: false, recursive_read_only: true };
+
     fn config() -> api::PodSandboxConfig {
         api::PodSandboxConfig {
             metadata: Some(api::PodSandboxMetadata {
@@ -164,12 +174,7 @@ mod tests {
 
     #[test]
     fn bridge_pod_gets_hostname_ports_and_shareable_ipc() {
-        let limits = HostLimits {
-            negative_oom_score_adj: false,
-            full_bounding_set: false,
-            selinux: false,
-            recursive_read_only: false,
-        };
+        let limits = LIMITED;
         let spec = create_spec(&config(), NetworkKind::DockerBridge, "", None, "sha256:pause", &limits, 7).unwrap();
         assert_eq!(spec.name, "k8s_POD_web_ns_u1_2");
         assert_eq!(spec.hostname.as_deref(), Some("web-0"));
@@ -189,12 +194,7 @@ mod tests {
         let overhead =
             api::LinuxContainerResources { cpu_shares: 128, memory_limit_in_bytes: 32 << 20, ..Default::default() };
         c.linux.get_or_insert_default().overhead = Some(overhead);
-        let limits = HostLimits {
-            negative_oom_score_adj: true,
-            full_bounding_set: true,
-            selinux: false,
-            recursive_read_only: true,
-        };
+        let limits = FULL;
         let spec = create_spec(&c, NetworkKind::DockerBridge, "", None, "sha256:pause", &limits, 0).unwrap();
         assert_eq!((spec.resources.cpu_shares, spec.resources.memory), (Some(128), Some(32 << 20)));
         c.linux.as_mut().unwrap().overhead =
@@ -227,12 +227,7 @@ mod tests {
             }),
             ..Default::default()
         });
-        let limits = HostLimits {
-            negative_oom_score_adj: true,
-            full_bounding_set: true,
-            selinux: false,
-            recursive_read_only: true,
-        };
+        let limits = FULL;
         let spec = create_spec(&c, NetworkKind::Host, "", None, "sha256:pause", &limits, 0).unwrap();
         assert_eq!(spec.network_mode.as_deref(), Some("host"));
         assert!(spec.hostname.is_none() && spec.ports.is_empty());
