@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod mountinfo;
 pub mod network;
 pub mod observability;
+pub mod random;
 pub mod registry;
 pub mod resources;
 pub mod runtime;

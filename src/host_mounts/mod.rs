@@ -93,7 +93,7 @@ impl HostMounts {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let key_dir = self.dir.join(new_key()?);
+        let key_dir = self.dir.join(crate::random::hex(8).map_err(HostMountError::Key)?);
         let mut prepared = Vec::with_capacity(requests.len());
         for (n, request) in requests.iter().enumerate() {
             let target = key_dir.join(n.to_string());
@@ -116,6 +116,10 @@ impl HostMounts {
 
     /// Unmounts the binds and removes their directory. Idempotent.
     pub fn release(&self, binds: &[PreparedBind]) -> Result<(), HostMountError> {
+        // Most containers have none: no mount table to read for them.
+        if !binds.iter().any(|b| b.target.starts_with(&self.dir)) {
+            return Ok(());
+        }
         let mounted = mountinfo::mount_points()
             .map_err(|e| HostMountError::Release { path: self.dir.clone(), reason: e.to_string() })?;
         let mut key_dirs = HashSet::new();
@@ -165,13 +169,6 @@ impl HostMounts {
             }
         }
     }
-}
-
-fn new_key() -> Result<String, HostMountError> {
-    let mut bytes = [0u8; 8];
-    io::Read::read_exact(&mut fs::File::open("/dev/urandom").map_err(HostMountError::Key)?, &mut bytes)
-        .map_err(HostMountError::Key)?;
-    Ok(hex::encode(bytes))
 }
 
 fn make(mount: &PreparedBind) -> Result<(), HostMountError> {

@@ -1,7 +1,6 @@
 //! One-time tokens that name a pending streaming session in its URL.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,7 +33,8 @@ pub struct TokenStore {
 impl TokenStore {
     /// Files `request` under a new random token.
     pub fn insert(&self, request: StreamRequest) -> Result<String, TokenError> {
-        let token = random_token()?;
+        // 128 random bits, URL-safe.
+        let token = crate::random::hex(16).map_err(|e| TokenError::Random(e.to_string()))?;
         let mut pending = self.lock();
         pending.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
         if pending.len() >= MAX_TOKENS {
@@ -54,15 +54,6 @@ impl TokenStore {
         // Entries are inserted and removed whole; a panic elsewhere leaves the map usable.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// 128 random bits, URL-safe.
-fn random_token() -> Result<String, TokenError> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| TokenError::Random(e.to_string()))?;
-    Ok(hex::encode(bytes))
 }
 
 #[cfg(test)]
