@@ -87,7 +87,7 @@ impl ContainerService {
         let id = match self.docker.create_container(spec).await {
             Ok(id) => id,
             Err(e) => {
-                self.release_mounts(&prepared);
+                self.host_mounts.release_or_warn(&prepared);
                 return Err(match e {
                     DockerError::Conflict(_) => ContainerError::AlreadyExists(name),
                     other => other.into(),

@@ -117,7 +117,7 @@ impl ContainerService {
             let root = layers.next().expect("one prepared mount per layered volume");
             let source = root.target.join(&v.sub_path);
             if !source.is_dir() && !source.is_file() {
-                self.release_mounts(&prepared);
+                self.host_mounts.release_or_warn(&prepared);
                 return Err(sub_path_missing(v));
             }
             spec.mounts.push(BindMount {
@@ -139,12 +139,6 @@ impl ContainerService {
             }
         }
         Ok(prepared)
-    }
-
-    pub(super) fn release_mounts(&self, prepared: &[PreparedBind]) {
-        if let Err(e) = self.host_mounts.release(prepared) {
-            tracing::warn!(error = %e, "cannot remove a container's prepared mounts");
-        }
     }
 
     /// Each image volume resolved to its image, admitted by the policy, and

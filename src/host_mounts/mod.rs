@@ -130,12 +130,17 @@ impl HostMounts {
         key_dirs.iter().try_for_each(|dir| remove_key_dir(dir))
     }
 
-    /// Releases what a removed container's labels record; a failure only
-    /// leaves directories that the next start removes, so it is logged.
-    pub fn release_recorded(&self, container_labels: &std::collections::HashMap<String, String>) {
-        if let Err(e) = self.release(&recorded(container_labels)) {
+    /// Like `release`, for callers past the point of failing: what is left
+    /// is removed by the next start, so a failure is logged.
+    pub fn release_or_warn(&self, binds: &[PreparedBind]) {
+        if let Err(e) = self.release(binds) {
             tracing::warn!(error = %e, "cannot remove a container's prepared mounts");
         }
+    }
+
+    /// Releases what a removed container's labels record.
+    pub fn release_recorded(&self, container_labels: &std::collections::HashMap<String, String>) {
+        self.release_or_warn(&recorded(container_labels));
     }
 
     /// After a restart, with the prepared binds of every container there
