@@ -312,8 +312,18 @@ async fn bind(path: &Path) -> Result<UnixListener, ServeError> {
         }
         tokio::fs::remove_file(path).await.map_err(failed)?;
     }
-    let listener = UnixListener::bind(path).map_err(failed)?;
-    tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).await.map_err(failed)?;
+    // Bound under a hidden sibling name and renamed into place once its mode
+    // is set, so no client ever finds the socket with the umask's mode.
+    let staging = path.with_file_name(format!(".{}", crate::random::hex(4).map_err(failed)?));
+    let listener = UnixListener::bind(&staging).map_err(failed)?;
+    let placed = async {
+        tokio::fs::set_permissions(&staging, std::fs::Permissions::from_mode(SOCKET_MODE)).await?;
+        tokio::fs::rename(&staging, path).await
+    };
+    if let Err(e) = placed.await {
+        let _ = tokio::fs::remove_file(&staging).await;
+        return Err(failed(e));
+    }
     Ok(listener)
 }
 
