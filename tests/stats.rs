@@ -107,6 +107,50 @@ async fn memory_cpu_and_network_follow_the_containers() {
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
 
+/// Swap and stall figures come from the files the kernel keeps for the
+/// container's cgroup; which of them exist depends on the host, so the test
+/// looks for the files itself and asks pinshim for exactly those.
+#[tokio::test]
+async fn swap_and_pressure_follow_the_hosts_cgroup_files() {
+    let shim = Shim::start().await;
+    let rt = &shim.runtime;
+    let image = pods::fresh_image(&shim.images, "stallstats").await;
+    let pod = pods::run_pod(rt, "stallstats").await;
+    let mut config = pods::container_config(&pod, "spin", &image, &["sh", "-c", "while :; do :; done"]);
+    let resources = config.linux.as_mut().and_then(|l| l.resources.as_mut()).expect("resources");
+    resources.memory_limit_in_bytes = 64 << 20;
+    resources.memory_swap_limit_in_bytes = 96 << 20;
+    let id = pods::create_and_start(rt, &pod, config).await;
+
+    let pid = common::docker().inspect_container(&id, None).await.expect("inspect").state.and_then(|s| s.pid);
+    let location = pinshim::stats::cgroup::CgroupLocation::of_pid(pid.expect("pid")).expect("cgroup");
+    let memory_dir = location.controllers.get("memory").or(location.unified.as_ref()).expect("memory cgroup");
+    let swap_accounted =
+        memory_dir.join("memory.memsw.usage_in_bytes").exists() || memory_dir.join("memory.swap.current").exists();
+    let stalls_accounted = location.unified.as_ref().is_some_and(|d| d.join("cpu.pressure").exists());
+
+    let stats = container_stats(rt, &id).await;
+    let swap = stats.swap.expect("swap");
+    assert_eq!(swap.swap_usage_bytes.is_some(), swap_accounted, "{swap:?}");
+    if swap_accounted {
+        // 96 MiB of memory and swap together over a 64 MiB memory limit.
+        let available = value(&swap.swap_available_bytes);
+        assert!(available > 0 && available <= 32 << 20, "{swap:?}");
+    }
+    let (cpu, memory, io) = (stats.cpu.expect("cpu"), stats.memory.expect("memory"), stats.io.expect("io"));
+    for (what, psi) in [("cpu", &cpu.psi), ("memory", &memory.psi), ("io", &io.psi)] {
+        assert_eq!(psi.is_some(), stalls_accounted, "{what}: {psi:?}");
+    }
+    if let Some(first) = cpu.psi.and_then(|p| p.some) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let again = container_stats(rt, &id).await.cpu.and_then(|c| c.psi).and_then(|p| p.some).expect("cpu psi");
+        assert!(again.total >= first.total, "stall time is cumulative: {first:?} then {again:?}");
+    }
+    println!("swap accounted: {swap_accounted}, stalls accounted: {stalls_accounted}");
+
+    pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
+}
+
 #[tokio::test]
 async fn stats_of_unknown_containers_are_not_found() {
     let shim = Shim::start().await;

@@ -7,6 +7,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::pressure::{self, CgroupPressure};
+
 /// Above this a memory limit counts as unlimited: kubelet's `isMemoryUnlimited` threshold. It sits below
 /// `i64::MAX` because the kernel reports the v1 "no limit" value rounded down to a page (9223372036854771712).
 const UNLIMITED_MEMORY: u64 = 1 << 62;
@@ -33,7 +35,7 @@ pub struct CgroupLocation {
 }
 
 /// One container's or pod's usage at a moment, with the meaning cAdvisor gives each field.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CgroupStats {
     /// Cumulative cpu time in nanoseconds: v1 `cpuacct.usage`, v2 `cpu.stat` `usage_usec` × 1000.
     pub cpu_usage_ns: Option<u64>,
@@ -53,6 +55,14 @@ pub struct CgroupStats {
     pub available_bytes: Option<u64>,
     /// Number of tasks: `pids.current` in either hierarchy.
     pub pids: Option<u64>,
+    /// Swap in use: v1 `memory.memsw.usage_in_bytes` minus memory usage (where
+    /// swap accounting is on), v2 `memory.swap.current`.
+    pub swap_usage: Option<u64>,
+    /// The swap limit, `None` when unlimited: v1 the memsw limit minus the
+    /// memory limit, v2 `memory.swap.max`.
+    pub swap_limit: Option<u64>,
+    /// Stall figures, where the process has a unified-hierarchy directory.
+    pub pressure: CgroupPressure,
 }
 
 /// The `memory.stat` counters cAdvisor reports, under the key names of the hierarchy they came from.
@@ -128,6 +138,9 @@ impl CgroupLocation {
         if let Some((_, dir)) = self.pick("pids") {
             stats.pids = read_u64(&dir.join("pids.current"))?;
         }
+        if let Some(dir) = &self.unified {
+            stats.pressure = pressure::read(dir)?;
+        }
         Ok(stats)
     }
 
@@ -183,6 +196,18 @@ fn read_memory(dir: &Path, version: CgroupVersion, stats: &mut CgroupStats) -> i
     stats.major_page_faults = stat.major_page_faults;
     stats.memory_limit = limit;
     stats.available_bytes = limit.zip(stats.working_set).map(|(l, ws)| l.saturating_sub(ws));
+    match version {
+        CgroupVersion::V1 => {
+            let with_swap = read_u64(&dir.join("memory.memsw.usage_in_bytes"))?;
+            stats.swap_usage = with_swap.zip(usage).map(|(both, memory)| both.saturating_sub(memory));
+            let both_limit = read_file(&dir.join("memory.memsw.limit_in_bytes"))?.and_then(|t| parse_limit(&t));
+            stats.swap_limit = both_limit.zip(limit).map(|(both, memory)| both.saturating_sub(memory));
+        }
+        CgroupVersion::V2 => {
+            stats.swap_usage = read_u64(&dir.join("memory.swap.current"))?;
+            stats.swap_limit = read_file(&dir.join("memory.swap.max"))?.and_then(|t| parse_limit(&t));
+        }
+    }
     Ok(())
 }
 
@@ -362,6 +387,9 @@ mod tests {
         memory_limit: None,
         available_bytes: None,
         pids: Some(7),
+        swap_usage: Some(12_582_912 - 10_485_760),
+        swap_limit: None,
+        pressure: CgroupPressure { cpu: None, memory: None, io: None },
     };
 
     /// Writes `(absolute path, contents)` pairs below a new temp dir standing for `/`.
@@ -386,6 +414,8 @@ mod tests {
             (format!("{mem}/memory.usage_in_bytes"), "10485760\n"),
             (format!("{mem}/memory.limit_in_bytes"), "9223372036854771712\n"),
             (format!("{mem}/memory.stat"), include_str!("testdata/v1-memory.stat")),
+            (format!("{mem}/memory.memsw.usage_in_bytes"), "12582912\n"),
+            (format!("{mem}/memory.memsw.limit_in_bytes"), "9223372036854771712\n"),
             (format!("/sys/fs/cgroup/cpu,cpuacct{path}/cpuacct.usage"), "123456789\n"),
             (format!("/sys/fs/cgroup/pids{path}/pids.current"), "7\n"),
         ]
@@ -398,6 +428,9 @@ mod tests {
             (format!("{dir}/memory.stat"), include_str!("testdata/v2-memory.stat")),
             (format!("{dir}/cpu.stat"), include_str!("testdata/v2-cpu.stat")),
             (format!("{dir}/pids.current"), "3\n"),
+            (format!("{dir}/memory.swap.current"), "4096\n"),
+            (format!("{dir}/memory.swap.max"), "1048576\n"),
+            (format!("{dir}/io.pressure"), "some avg10=0.10 avg60=0.20 avg300=0.30 total=40\n"),
         ]
     }
 
@@ -432,6 +465,12 @@ mod tests {
                 page_faults: Some(41_234),
                 major_page_faults: Some(12),
                 pids: Some(3),
+                swap_usage: Some(4096),
+                swap_limit: Some(1_048_576),
+                pressure: CgroupPressure {
+                    io: pressure::parse("some avg10=0.10 avg60=0.20 avg300=0.30 total=40"),
+                    ..V1_STATS.pressure
+                },
                 ..V1_STATS
             };
             assert_eq!(stats, expected, "{path}");
@@ -454,11 +493,15 @@ mod tests {
         for path in PATHS {
             let mut files = v1_files(path);
             files.push((format!("/sys/fs/cgroup/unified{path}/cpu.stat"), "usage_usec 1\n"));
+            let cpu_pressure =
+                "some avg10=1.00 avg60=0.50 avg300=0.25 total=99\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=3\n";
+            files.push((format!("/sys/fs/cgroup/unified{path}/cpu.pressure"), cpu_pressure));
             let root = tree(&files);
             let loc = locate(HYBRID_HOST, path, root.path());
             assert_eq!(loc.version, V1);
             assert_eq!(loc.unified, Some(root.path().join(format!("sys/fs/cgroup/unified{path}"))));
-            assert_eq!(loc.read().unwrap(), V1_STATS, "{path}");
+            let stalls = CgroupPressure { cpu: pressure::parse(cpu_pressure), ..V1_STATS.pressure };
+            assert_eq!(loc.read().unwrap(), CgroupStats { pressure: stalls, ..V1_STATS }, "{path}");
         }
     }
 

@@ -5,6 +5,7 @@ pub mod cgroup;
 mod layers;
 mod metrics;
 pub mod netdev;
+pub mod pressure;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,6 +19,7 @@ use crate::labels;
 use crate::sandbox::{Sandbox, SandboxError, SandboxService};
 use crate::time::now_nanos;
 use cgroup::{CgroupLocation, CgroupStats};
+use pressure::{Pressure, Stall};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {
@@ -221,6 +223,8 @@ impl StatsService {
     ) -> api::PodSandboxStats {
         let now = now_nanos();
         let mut total = read_cgroup(details.state.pid).await.unwrap_or_default();
+        // The infra container's stalls are not the pod's, and stalls do not add up.
+        total.pressure = Default::default();
         for (_, cgroup) in &collected {
             if let Some(cgroup) = cgroup {
                 add(&mut total, cgroup);
@@ -281,8 +285,8 @@ impl StatsService {
                 used_bytes: Some(value(u.used_bytes)),
                 inodes_used: Some(value(u.inodes_used)),
             }),
-            swap: None,
-            io: None,
+            swap: Some(swap_usage(&cgroup, now)),
+            io: Some(api::IoUsage { timestamp: now, psi: cgroup.pressure.io.map(psi) }),
         };
         (stats, Some(cgroup))
     }
@@ -304,7 +308,7 @@ impl StatsService {
             timestamp: now,
             usage_core_nano_seconds: usage.map(value),
             usage_nano_cores: rate.map(value),
-            psi: None,
+            psi: cgroup.pressure.cpu.map(psi),
         }
     }
 }
@@ -318,8 +322,21 @@ fn memory_usage(c: &CgroupStats, now: i64) -> api::MemoryUsage {
         rss_bytes: c.rss.map(value),
         page_faults: c.page_faults.map(value),
         major_page_faults: c.major_page_faults.map(value),
-        psi: None,
+        psi: c.pressure.memory.map(psi),
     }
+}
+
+fn swap_usage(c: &CgroupStats, now: i64) -> api::SwapUsage {
+    api::SwapUsage {
+        timestamp: now,
+        swap_available_bytes: c.swap_limit.zip(c.swap_usage).map(|(limit, used)| value(limit.saturating_sub(used))),
+        swap_usage_bytes: c.swap_usage.map(value),
+    }
+}
+
+fn psi(p: Pressure) -> api::PsiStats {
+    let data = |s: Stall| api::PsiData { total: s.total_ns, avg10: s.avg10, avg60: s.avg60, avg300: s.avg300 };
+    api::PsiStats { full: p.full.map(data), some: Some(data(p.some)) }
 }
 
 /// Adds a container's usage into the pod's totals. Limits and available
