@@ -178,6 +178,26 @@ async fn containers_of_a_pod_share_localhost_and_a_shared_pid_namespace() {
     let addresses = pods::exec_ok(rt, &client, &["ip", "-o", "addr", "show"]).await;
     assert!(addresses.contains(&format!(" {ip}/")), "pod IP {ip} is on an interface of the pod:\n{addresses}");
 
+    // IPC may be a container's own; the network must stay the pod's.
+    let ipc_in = |id: String| async move { pods::exec_ok(rt, &id, &["readlink", "/proc/self/ns/ipc"]).await };
+    let with_namespaces = |name: &str, network: NamespaceMode, ipc: NamespaceMode| {
+        let mut config = container_config(&pod, name, &image, IDLE);
+        let security = config.linux.as_mut().and_then(|l| l.security_context.as_mut()).expect("security context");
+        let namespaces = security.namespace_options.as_mut().expect("namespaces");
+        (namespaces.network, namespaces.ipc) = (network as i32, ipc as i32);
+        config
+    };
+    let private = with_namespaces("private-ipc", NamespaceMode::Pod, NamespaceMode::Container);
+    let private = pods::create_and_start(rt, &pod, private).await;
+    assert_ne!(ipc_in(private.clone()).await, ipc_in(client.clone()).await, "a private IPC namespace");
+    assert_eq!(netns_in(rt, &private).await, netns_in(rt, &client).await);
+    let host_network = with_namespaces("host-network", NamespaceMode::Node, NamespaceMode::Pod);
+    let err = pods::try_create(rt, &pod, host_network).await.expect_err("the node's network in a pod with its own");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("namespace_options.network NODE"), "{err}");
+    let half_created = pods::docker_leftovers(&format!("k8s_host-network_{}", pod.name())).await;
+    assert!(half_created.is_empty(), "nothing half-created: {half_created:?}");
+
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
 

@@ -94,11 +94,8 @@ pub fn create_spec(
         open_stdin: config.stdin,
         stdin_once: config.stdin_once,
         stop_signal: super::signal::to_docker(config.stop_signal()),
-        network_mode: Some(sandbox_ref.clone()),
-        ipc_mode: Some(match namespaces.ipc() {
-            api::NamespaceMode::Node => "host".to_string(),
-            _ => sandbox_ref.clone(),
-        }),
+        network_mode: Some(network_mode(&namespaces, sandbox.namespaces.network(), &sandbox_ref)?),
+        ipc_mode: Some(ipc_mode(&namespaces, &sandbox_ref)?),
         pid_mode: match namespaces.pid() {
             api::NamespaceMode::Pod => Some(sandbox_ref),
             api::NamespaceMode::Node => Some("host".to_string()),
@@ -159,6 +156,45 @@ fn record_mount_modes(spec: &mut CreateSpec) {
 
 /// Containers live in their pod's cgroup, kept on the sandbox's labels;
 /// checked again, as the sandbox may predate the check at RunPodSandbox.
+/// A container's network is its pod's: Docker joins it to the sandbox
+/// container, which is also how a host-network pod's containers reach the
+/// host's. A container asking for the host's network in a pod that has its
+/// own, or for a network of its own, cannot be given one while it stays in
+/// the pod.
+fn network_mode(
+    namespaces: &api::NamespaceOption,
+    pod: api::NamespaceMode,
+    sandbox_ref: &str,
+) -> Result<String, ContainerError> {
+    match namespaces.network() {
+        api::NamespaceMode::Pod => {}
+        api::NamespaceMode::Node if pod == api::NamespaceMode::Node => {}
+        asked => {
+            return Err(ContainerError::InvalidConfig(format!(
+                "namespace_options.network {}: a container shares its pod's network namespace ({}); \
+                 Docker cannot give it another one",
+                asked.as_str_name(),
+                pod.as_str_name()
+            )));
+        }
+    }
+    Ok(sandbox_ref.to_string())
+}
+
+/// IPC: the pod's (whatever the pod has), the host's, or a private one.
+fn ipc_mode(namespaces: &api::NamespaceOption, sandbox_ref: &str) -> Result<String, ContainerError> {
+    Ok(match namespaces.ipc() {
+        api::NamespaceMode::Pod => sandbox_ref.to_string(),
+        api::NamespaceMode::Node => "host".to_string(),
+        api::NamespaceMode::Container => "private".to_string(),
+        api::NamespaceMode::Target => {
+            return Err(ContainerError::InvalidConfig(
+                "namespace_options.ipc TARGET: only the pid namespace can be another container's".to_string(),
+            ));
+        }
+    })
+}
+
 fn sandbox_cgroup_parent(sandbox: &Sandbox) -> Result<Option<String>, ContainerError> {
     if sandbox.cgroup_parent.is_empty() {
         return Ok(None);
@@ -282,6 +318,28 @@ mod tests {
         assert!(
             matches!(bind(&missing, &LIMITS), Err(ContainerError::InvalidConfig(m)) if m.contains("/nonexistent/pinshim"))
         );
+    }
+
+    #[test]
+    fn network_follows_the_pod_and_ipc_may_differ() {
+        use api::NamespaceMode::{Container, Node, Pod, Target};
+        let with = |network: api::NamespaceMode, ipc: api::NamespaceMode| api::NamespaceOption {
+            network: network as i32,
+            ipc: ipc as i32,
+            ..Default::default()
+        };
+        let sandbox = "container:abc";
+        for (asked, pod) in [(Pod, Pod), (Pod, Node), (Node, Node)] {
+            assert_eq!(network_mode(&with(asked, Pod), pod, sandbox).unwrap(), sandbox, "{asked:?} in {pod:?}");
+        }
+        for (asked, pod) in [(Node, Pod), (Container, Pod), (Target, Node)] {
+            let err = network_mode(&with(asked, Pod), pod, sandbox).unwrap_err().to_string();
+            assert!(err.contains("namespace_options.network") && err.contains(pod.as_str_name()), "{err}");
+        }
+        let ipc = |mode| ipc_mode(&with(Pod, mode), sandbox);
+        assert_eq!((ipc(Pod).unwrap().as_str(), ipc(Node).unwrap().as_str()), (sandbox, "host"));
+        assert_eq!(ipc(Container).unwrap(), "private");
+        assert!(ipc(Target).unwrap_err().to_string().contains("namespace_options.ipc"));
     }
 
     #[test]
