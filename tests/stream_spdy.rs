@@ -176,6 +176,14 @@ async fn port_forward_over_spdy_moves_ten_mebibytes_both_ways() {
     }
     assert!(received == payload, "10 MiB came back intact");
 
+    // The request named 9090 only: another port is refused on its error stream.
+    let other = |kind| [("streamType", kind), ("port", "22"), ("requestID", "1")];
+    let refused = client.open(&other("error")).await;
+    client.open(&other("data")).await;
+    let streams = tokio::time::timeout(pods::WAIT, client.collect(refused)).await.expect("refusal in time");
+    let message = String::from_utf8_lossy(streams.get(&refused).map(Vec::as_slice).unwrap_or_default()).to_string();
+    assert!(message.contains("port 22 was not among"), "{message:?}");
+
     pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
 }
 

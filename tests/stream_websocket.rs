@@ -159,6 +159,13 @@ async fn port_forward_moves_ten_mebibytes_both_ways() {
     pods::wait_listening(rt, &server, 8080).await;
 
     let request = api::PortForwardRequest { pod_sandbox_id: pod.id.clone(), port: vec![8080] };
+    let refused_request = api::PortForwardRequest { pod_sandbox_id: pod.id.clone(), port: vec![8080] };
+    let refused_url = rt.clone().port_forward(refused_request).await.expect("port forward").into_inner().url;
+    let refused = connect(&format!("{refused_url}?port=22"), V4).await.expect_err("22 was not requested");
+    assert!(refused.to_string().contains("400"), "{refused}");
+    let bad = api::PortForwardRequest { pod_sandbox_id: pod.id.clone(), port: vec![70000] };
+    let err = rt.clone().port_forward(bad).await.expect_err("not a port");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
     let url = rt.clone().port_forward(request).await.expect("port forward").into_inner().url;
     let ws = connect(&format!("{url}?port=8080"), V4).await.expect("connect");
     let (mut tx, mut rx) = ws.split();

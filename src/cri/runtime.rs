@@ -14,7 +14,7 @@ use crate::docker::StdioFlags;
 use crate::runtime::{CgroupDriver, Condition, RUNTIME_API_VERSION, RUNTIME_NAME, Runtime};
 use crate::sandbox::SandboxService;
 use crate::stats::StatsService;
-use crate::stream::{StreamRequest, Streaming};
+use crate::stream::{StreamRequest, Streaming, requested_ports};
 
 pub struct RuntimeApi {
     runtime: Arc<Runtime>,
@@ -314,8 +314,9 @@ impl RuntimeService for RuntimeApi {
     ) -> Result<Response<api::PortForwardResponse>, Status> {
         let r = request.into_inner();
         tracing::Span::current().record("sandbox_id", r.pod_sandbox_id.as_str());
+        let ports = requested_ports(&r.port).map_err(Status::invalid_argument)?;
         let (sandbox_id, pid) = self.sandboxes.port_forward_target(&r.pod_sandbox_id).await?;
-        let stream = StreamRequest::PortForward { sandbox_id, pid };
+        let stream = StreamRequest::PortForward { sandbox_id, pid, ports };
         Ok(Response::new(api::PortForwardResponse { url: self.streaming.url(stream)? }))
     }
 

@@ -10,6 +10,7 @@ mod status;
 mod tokens;
 mod websocket;
 
+pub use portforward::requested_ports;
 pub use tokens::{StreamRequest, TokenError};
 
 use std::net::SocketAddr;

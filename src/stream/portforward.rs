@@ -30,8 +30,36 @@ fn connect_in_namespace(pid: i64, port: u16) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// PortForwardRequest's ports as TCP ports; each must be one.
+pub fn requested_ports(ports: &[i32]) -> Result<Vec<u16>, String> {
+    ports
+        .iter()
+        .map(|p| u16::try_from(*p).ok().filter(|p| *p > 0).ok_or_else(|| format!("port {p} is not a TCP port")))
+        .collect()
+}
+
+/// The ports a WebSocket session forwards: those of its URL's query, which
+/// must be among the `granted` ones when the CRI request named any; with no
+/// query, the granted ones.
+pub fn websocket_ports(query: Option<&str>, granted: &[u16]) -> Result<Vec<u16>, String> {
+    if !granted.is_empty() && !query.unwrap_or_default().split('&').any(|p| p.starts_with("port=")) {
+        return Ok(granted.to_vec());
+    }
+    let ports = ports_from_query(query)?;
+    ports.iter().try_for_each(|p| check_granted(*p, granted))?;
+    Ok(ports)
+}
+
+/// A stream may reach `port` when the CRI request named it, or named none.
+pub fn check_granted(port: u16, granted: &[u16]) -> Result<(), String> {
+    match granted.is_empty() || granted.contains(&port) {
+        true => Ok(()),
+        false => Err(format!("port {port} was not among the ports the PortForward request named ({granted:?})")),
+    }
+}
+
 /// Ports asked for in a port-forward URL's query (`?port=80&port=443`).
-pub fn ports_from_query(query: Option<&str>) -> Result<Vec<u16>, String> {
+fn ports_from_query(query: Option<&str>) -> Result<Vec<u16>, String> {
     let mut ports = Vec::new();
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -56,6 +84,22 @@ mod tests {
         assert!(ports_from_query(Some("port=0")).is_err());
         assert!(ports_from_query(Some("port=x")).is_err());
         assert!(ports_from_query(None).is_err());
+    }
+
+    #[test]
+    fn granted_ports_bound_what_a_session_reaches() {
+        assert_eq!(websocket_ports(Some("port=80"), &[]), Ok(vec![80]));
+        assert_eq!(websocket_ports(None, &[80, 443]), Ok(vec![80, 443]));
+        assert_eq!(websocket_ports(Some("port=443"), &[80, 443]), Ok(vec![443]));
+        let err = websocket_ports(Some("port=22"), &[80]).unwrap_err();
+        assert!(err.contains("port 22"), "{err}");
+        assert!(websocket_ports(None, &[]).is_err(), "no port at all");
+        assert!(check_granted(8080, &[]).is_ok());
+        assert!(check_granted(8080, &[80]).is_err());
+        assert_eq!(requested_ports(&[80, 65535]), Ok(vec![80, 65535]));
+        for bad in [0, -1, 65536] {
+            assert!(requested_ports(&[80, bad]).unwrap_err().contains(&bad.to_string()));
+        }
     }
 
     #[tokio::test]

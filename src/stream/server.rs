@@ -111,11 +111,13 @@ impl Server {
         let Some(protocol) = websocket::negotiate(&offered, port_forward) else {
             return plain(StatusCode::BAD_REQUEST, "no supported channel protocol offered");
         };
-        let ports = match (&request, port_forward) {
-            (_, true) => match portforward::ports_from_query(query.as_deref()) {
-                Ok(ports) => ports,
-                Err(e) => return plain(StatusCode::BAD_REQUEST, &e),
-            },
+        let ports = match &request {
+            StreamRequest::PortForward { ports: granted, .. } => {
+                match portforward::websocket_ports(query.as_deref(), granted) {
+                    Ok(ports) => ports,
+                    Err(e) => return plain(StatusCode::BAD_REQUEST, &e),
+                }
+            }
             _ => Vec::new(),
         };
         let docker = self.docker.clone();
@@ -165,7 +167,9 @@ impl Server {
                 Err(e) => return tracing::debug!(error = %e, "spdy upgrade failed"),
             };
             match request {
-                StreamRequest::PortForward { pid, .. } => spdy_transport::serve_port_forward(io, pid).await,
+                StreamRequest::PortForward { pid, ports, .. } => {
+                    spdy_transport::serve_port_forward(io, pid, ports).await
+                }
                 other => spdy_transport::serve_remote_command(io, protocol, other, docker).await,
             }
         });

@@ -191,7 +191,7 @@ async fn pump_out(mut rx: mpsc::Receiver<Bytes>, writer: StreamWriter) {
 
 /// Serves a port forward: the client opens a data and an error stream per
 /// request (matched by `requestID`), each naming the `port`.
-pub async fn serve_port_forward(io: TokioIo<Upgraded>, pid: i64) {
+pub async fn serve_port_forward(io: TokioIo<Upgraded>, pid: i64, granted: Vec<u16>) {
     let (session, mut incoming) = Session::new(io);
     let mut pending: HashMap<String, (Option<IncomingStream>, Option<IncomingStream>)> = HashMap::new();
     let mut forwards = Vec::new();
@@ -212,7 +212,7 @@ pub async fn serve_port_forward(io: TokioIo<Upgraded>, pid: i64) {
         if matches!(pending.get(&request_id), Some((Some(_), Some(_))))
             && let Some((Some(data), Some(error))) = pending.remove(&request_id)
         {
-            forwards.push(tokio::spawn(forward(pid, data, error)));
+            forwards.push(tokio::spawn(forward(pid, data, error, granted.clone())));
         }
         forwards.retain(|f| !f.is_finished());
     }
@@ -222,12 +222,15 @@ pub async fn serve_port_forward(io: TokioIo<Upgraded>, pid: i64) {
     session.close().await;
 }
 
-async fn forward(pid: i64, data: IncomingStream, error: IncomingStream) {
+async fn forward(pid: i64, data: IncomingStream, error: IncomingStream, granted: Vec<u16>) {
     let port = data.headers().get("port").and_then(|p| p.parse::<u16>().ok());
     let conn = match port {
-        Some(port) => {
-            super::portforward::dial(pid, port).await.map_err(|e| format!("localhost:{port} in the pod: {e}"))
-        }
+        Some(port) => match super::portforward::check_granted(port, &granted) {
+            Ok(()) => {
+                super::portforward::dial(pid, port).await.map_err(|e| format!("localhost:{port} in the pod: {e}"))
+            }
+            Err(e) => Err(e),
+        },
         None => Err("missing or invalid port header".to_string()),
     };
     let conn = match conn {

@@ -12,9 +12,21 @@ pub const MAX_TOKENS: usize = 1000;
 /// What a token grants.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamRequest {
-    Exec { container_id: String, cmd: Vec<String>, flags: crate::docker::StdioFlags },
-    Attach { container_id: String, flags: crate::docker::StdioFlags },
-    PortForward { sandbox_id: String, pid: i64 },
+    Exec {
+        container_id: String,
+        cmd: Vec<String>,
+        flags: crate::docker::StdioFlags,
+    },
+    Attach {
+        container_id: String,
+        flags: crate::docker::StdioFlags,
+    },
+    /// `ports`: what PortForwardRequest named; empty grants any port.
+    PortForward {
+        sandbox_id: String,
+        pid: i64,
+        ports: Vec<u16>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -61,7 +73,7 @@ mod tests {
     use super::*;
 
     fn pf() -> StreamRequest {
-        StreamRequest::PortForward { sandbox_id: "s".into(), pid: 1 }
+        StreamRequest::PortForward { sandbox_id: "s".into(), pid: 1, ports: vec![80] }
     }
 
     #[test]
