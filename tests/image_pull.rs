@@ -35,6 +35,8 @@ async fn pull_by_tag_reports_docker_id_and_registry_digest() {
     assert_eq!(image.repo_tags, vec![reference.clone()]);
     assert_eq!(image.repo_digests, vec![format!("{repo}@{}", pushed.digest)]);
     assert!(image.size > 0);
+    let spec = image.spec.clone().expect("spec");
+    assert_eq!((spec.image.as_str(), spec.runtime_handler.as_str()), (image.id.as_str(), ""));
 
     let by_digest = shim.status(&format!("{repo}@{}", pushed.digest)).await.expect("by digest");
     let by_id = shim.status(&image.id).await.expect("by id");
@@ -163,6 +165,32 @@ async fn bad_references_are_invalid_argument() {
         assert_eq!(err.code(), Code::InvalidArgument, "{bad:.40}: {err}");
     }
     assert!(!shim.logs().contains("pulling by digest"), "no pull was attempted");
+}
+
+/// Docker keeps one image store for all its runtimes: a pull for a handler
+/// dockerd runs is the same pull, one for a handler it lacks is refused.
+#[tokio::test]
+async fn pulls_name_a_runtime_handler_dockerd_knows() {
+    let shim = Shim::start().await;
+    let (reference, _) = fresh_image(&unique("handler"), "v1").await;
+    let pull = |handler: &str| {
+        let image = pinshim::api::ImageSpec {
+            image: reference.clone(),
+            runtime_handler: handler.to_string(),
+            ..Default::default()
+        };
+        let request = pinshim::api::PullImageRequest { image: Some(image), ..Default::default() };
+        let mut images = shim.images.clone();
+        async move { images.pull_image(request).await.map(|r| r.into_inner().image_ref) }
+    };
+    let err = pull("no-such-handler").await.expect_err("unknown handler");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("no-such-handler") && err.message().contains("runc"), "{err}");
+    let by_runc = pull("runc").await.expect("runc is dockerd's");
+    assert_eq!(pull("").await.expect("default"), by_runc);
+    let mut images = shim.images.clone();
+    let spec = pinshim::api::ImageSpec { image: reference.clone(), ..Default::default() };
+    images.remove_image(pinshim::api::RemoveImageRequest { image: Some(spec) }).await.expect("remove");
 }
 
 #[tokio::test]

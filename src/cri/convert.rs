@@ -4,14 +4,16 @@ use crate::api;
 use crate::image::{AuthFields, FsUsage, ImageView};
 
 pub fn image(view: ImageView) -> api::Image {
+    let id = view.id;
     api::Image {
-        id: view.id,
+        id: id.clone(),
         repo_tags: view.repo_tags,
         repo_digests: view.repo_digests,
         size: view.size,
         uid: view.uid.map(|value| api::Int64Value { value }),
         username: view.username,
-        spec: None,
+        // One store serves every runtime handler: the default's is reported.
+        spec: Some(api::ImageSpec { image: id.clone(), ..Default::default() }),
         pinned: view.pinned,
     }
 }

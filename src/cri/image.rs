@@ -96,8 +96,10 @@ impl ImageService for ImageApi {
         request: Request<api::PullImageRequest>,
     ) -> Result<Response<api::PullImageResponse>, Status> {
         let request = request.into_inner();
+        let handler = request.image.as_ref().map(|s| s.runtime_handler.clone()).unwrap_or_default();
         let spec = spec_of(request.image)?;
         tracing::Span::current().record("image", spec.as_str());
+        self.images.check_runtime_handler(&handler).await?;
         let registry = Images::parse(&spec)?.repository().registry().to_string();
         let auth = match request.auth {
             Some(auth) => Credentials::from_auth_fields(convert::auth_fields(auth), &registry)?,

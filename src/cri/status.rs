@@ -27,7 +27,9 @@ impl From<DockerError> for Status {
 impl From<ImageError> for Status {
     fn from(err: ImageError) -> Self {
         let code = match &err {
-            ImageError::InvalidReference { .. } | ImageError::InvalidCredentials(_) => Code::InvalidArgument,
+            ImageError::InvalidReference { .. }
+            | ImageError::InvalidCredentials(_)
+            | ImageError::UnknownRuntimeHandler { .. } => Code::InvalidArgument,
             ImageError::Unsupported(_) => Code::Unimplemented,
             ImageError::RegistryUnavailable { .. } => Code::Unavailable,
             ImageError::Unauthorized { .. } => Code::Unauthenticated,

@@ -10,6 +10,8 @@ use crate::docker::DockerError;
 pub enum ImageError {
     #[error("invalid image reference {reference:?}: {source}")]
     InvalidReference { reference: String, source: ReferenceError },
+    #[error("unknown runtime handler {handler:?}: dockerd knows {known:?}, and \"\" is its default")]
+    UnknownRuntimeHandler { handler: String, known: Vec<String> },
     #[error("invalid registry credentials: {0}")]
     InvalidCredentials(String),
     #[error("{0}")]

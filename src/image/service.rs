@@ -119,6 +119,20 @@ impl ImageService {
         }))
     }
 
+    /// Docker keeps one image store for all its runtimes, so an image pulled
+    /// for any handler serves every one: a handler named in an ImageSpec only
+    /// has to be the default (`""`) or a runtime dockerd knows.
+    pub async fn check_runtime_handler(&self, handler: &str) -> Result<(), ImageError> {
+        if handler.is_empty() {
+            return Ok(());
+        }
+        let known = self.docker.info().await?.runtimes;
+        match known.iter().any(|r| r == handler) {
+            true => Ok(()),
+            false => Err(ImageError::UnknownRuntimeHandler { handler: handler.to_string(), known }),
+        }
+    }
+
     /// Parses an image reference, mapping failure to `InvalidReference`.
     pub fn parse(spec: &str) -> Result<ImageReference, ImageError> {
         ImageReference::parse(spec).map_err(|source| ImageError::InvalidReference { reference: truncate(spec), source })
