@@ -80,6 +80,29 @@ fn mount(i: usize, m: &api::Mount) -> Result<(), ContainerError> {
     if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
         return Err(invalid(format!("mounts[{i}]: ID-mapped mounts are not supported through Docker")));
     }
+    if super::mounts::is_image_volume(m) {
+        image_volume(i, m)?;
+    }
+    Ok(())
+}
+
+/// An image volume is always read-only (a read-write request gets it
+/// read-only, and with no submounts it is recursively so). Docker's image
+/// mounts and the overlay pinshim builds carry no propagation and no bind
+/// options, so asking for either is refused rather than dropped.
+fn image_volume(i: usize, m: &api::Mount) -> Result<(), ContainerError> {
+    if m.propagation() != api::MountPropagation::PropagationPrivate {
+        return Err(invalid(format!(
+            "mounts[{i}]: an image volume cannot propagate mounts ({})",
+            m.propagation().as_str_name()
+        )));
+    }
+    if !m.mount_options.is_empty() {
+        return Err(invalid(format!(
+            "mounts[{i}].mount_options {:?}: an image volume takes no mount options",
+            m.mount_options
+        )));
+    }
     Ok(())
 }
 
@@ -167,6 +190,20 @@ mod tests {
         };
         c.linux.as_mut().unwrap().security_context.as_mut().unwrap().namespace_options = Some(ns);
         refused(config(&c), "target_id");
+    }
+
+    #[test]
+    fn image_volumes_take_neither_propagation_nor_options() {
+        let image = Some(api::ImageSpec { image: "sha256:ab".into(), ..Default::default() });
+        let volume = api::Mount { container_path: "/v".into(), image, ..Default::default() };
+        assert!(mount(0, &volume).is_ok());
+        let with_readwrite = api::Mount { readonly: false, recursive_read_only: true, ..volume.clone() };
+        assert!(mount(0, &with_readwrite).is_ok(), "read-only anyway, and recursively so");
+        let shared =
+            api::Mount { propagation: api::MountPropagation::PropagationBidirectional as i32, ..volume.clone() };
+        refused(mount(1, &shared), "mounts[1]: an image volume cannot propagate");
+        let noexec = api::Mount { mount_options: vec!["noexec".into()], ..volume };
+        refused(mount(2, &noexec), "mounts[2].mount_options");
     }
 
     #[test]
