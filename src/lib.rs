@@ -5,6 +5,7 @@
 pub mod api;
 pub mod audit;
 pub mod build_info;
+pub mod cgroup;
 pub mod config;
 pub mod container;
 pub mod cri;

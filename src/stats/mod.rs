@@ -1,11 +1,9 @@
 //! Container and pod stats, read from the kernel (cgroups, /proc) rather
 //! than through Docker's stats API, which is slow per container.
 
-pub mod cgroup;
 mod layers;
 mod metrics;
 pub mod netdev;
-pub mod pressure;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,13 +11,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::StreamExt;
 
 use crate::api;
+use crate::cgroup::pressure::{Pressure, Stall};
+use crate::cgroup::{CgroupLocation, CgroupStats};
 use crate::container::{ContainerError, ContainerService};
 use crate::docker::{ContainerDetails, Docker};
 use crate::labels;
 use crate::sandbox::{Sandbox, SandboxError, SandboxService};
 use crate::time::now_nanos;
-use cgroup::{CgroupLocation, CgroupStats};
-use pressure::{Pressure, Stall};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {

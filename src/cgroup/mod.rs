@@ -1,4 +1,4 @@
-//! Container and pod resource usage read straight from the kernel's cgroup files, as cAdvisor and kubelet define it.
+//! Where a process's cgroups are and what they account: usage read straight from the kernel's cgroup files, as cAdvisor and kubelet define it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -7,7 +7,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::pressure::{self, CgroupPressure};
+pub mod pressure;
+
+use pressure::CgroupPressure;
 
 /// Above this a memory limit counts as unlimited: kubelet's `isMemoryUnlimited` threshold. It sits below
 /// `i64::MAX` because the kernel reports the v1 "no limit" value rounded down to a page (9223372036854771712).
