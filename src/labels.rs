@@ -54,6 +54,9 @@ pub const HOST_MOUNTS: &str = "io.pinshim.host-mounts";
 /// relabelled for SELinux (JSON lists): Docker's inspect shows neither.
 pub const RECURSIVE_READ_ONLY: &str = "io.pinshim.mounts.recursive-read-only";
 pub const SELINUX_RELABEL: &str = "io.pinshim.mounts.selinux-relabel";
+/// The create's `unified` cgroup v2 settings (JSON map), written into the
+/// container's cgroup at every start: Docker has no field for them.
+pub const UNIFIED: &str = "io.pinshim.unified";
 /// The container's image volumes (JSON list: container path, the image as
 /// asked, its ID, canonical reference and sub path), fixed at create.
 pub const IMAGE_VOLUMES: &str = "io.pinshim.image-volumes";

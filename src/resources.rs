@@ -19,6 +19,7 @@ pub fn check(r: &api::LinuxContainerResources) -> Result<(), String> {
     if !(-1000..=1000).contains(&r.oom_score_adj) {
         return Err(format!("resources.oom_score_adj {} is outside -1000..1000", r.oom_score_adj));
     }
+    r.unified.keys().try_for_each(|k| crate::cgroup::check_unified_key(k))?;
     for (field, list) in [("cpuset_cpus", &r.cpuset_cpus), ("cpuset_mems", &r.cpuset_mems)] {
         if !list.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'-') {
             return Err(format!("resources.{field} {list:?} is not a list of ranges like 0-3,5"));

@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub mod pressure;
+mod settings;
+
+pub use settings::check_key as check_unified_key;
 
 use pressure::CgroupPressure;
 

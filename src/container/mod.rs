@@ -5,6 +5,7 @@ mod checkpoint;
 mod cri_log;
 mod error;
 mod events;
+mod live;
 mod log_open;
 mod logs;
 mod mounts;
@@ -16,6 +17,7 @@ mod validate;
 pub use error::ContainerError;
 pub use log_open::LogError;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,10 +154,28 @@ impl ContainerService {
             Ok(()) | Err(DockerError::NotModified) => {}
             Err(e) => return Err(e.into()),
         }
+        self.apply_unified(&details).await?;
         if let Some(log) = log {
             self.logs.follow_opened(&details.id, log);
         }
         Ok(())
+    }
+
+    /// Writes the create's `unified` settings into the started container's
+    /// cgroup. A container they cannot be applied to is killed: it must not
+    /// run without limits it was created with.
+    async fn apply_unified(&self, details: &ContainerDetails) -> Result<(), ContainerError> {
+        let unified = live::recorded_unified(&details.labels);
+        if unified.is_empty() {
+            return Ok(());
+        }
+        let started = self.get(&details.id).await?;
+        let Err(e) = live::apply_unified(started.state.pid, &unified) else { return Ok(()) };
+        if let Err(kill) = self.docker.stop_container(&details.id, 0).await {
+            tracing::warn!(container = %details.id, error = %kill, "cannot stop a container whose cgroup settings failed");
+        }
+        self.index.refresh(&details.id).await;
+        Err(e)
     }
 
     /// Stops with SIGTERM (or the image's stop signal), SIGKILL after
@@ -263,7 +283,21 @@ impl ContainerService {
     ) -> Result<(), ContainerError> {
         let resources = resources.ok_or_else(|| invalid("linux resources are required"))?;
         let details = self.get(id).await?;
+        let oom_score_adj = self.limits.oom_score_adj(resources.oom_score_adj);
+        let unified: BTreeMap<String, String> = resources.unified.clone().into_iter().collect();
+        // Docker's update carries neither: they are written to the running
+        // processes and cgroup, which a stopped container does not have.
+        let live_change = !unified.is_empty() || oom_score_adj != details.oom_score_adj;
+        if live_change && !details.state.running {
+            return Err(ContainerError::NotRunning(details.id));
+        }
         self.docker.update_resources(&details.id, spec::docker_resources(resources)?).await?;
+        if details.state.running {
+            live::apply_unified(details.state.pid, &unified)?;
+            if live::oom_score_adj_of(details.state.pid) != Some(oom_score_adj) {
+                live::set_oom_score_adj(details.state.pid, oom_score_adj)?;
+            }
+        }
         Ok(())
     }
 

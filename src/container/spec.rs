@@ -136,6 +136,10 @@ pub fn create_spec(
         ..Default::default()
     };
     record_mount_modes(&mut spec);
+    if !resources.unified.is_empty() {
+        let unified: std::collections::BTreeMap<_, _> = resources.unified.iter().collect();
+        spec.labels.insert(labels::UNIFIED.to_string(), serde_json::to_string(&unified).unwrap_or_default());
+    }
     Ok(spec)
 }
 

@@ -81,6 +81,7 @@ pub fn container_status(d: &ContainerDetails, user: Option<api::ContainerUser>) 
     let l = &d.labels;
     let state = state_of(&d.state.status);
     let exited = state == api::ContainerState::ContainerExited;
+    let running_pid = (d.state.running && d.state.pid > 0).then_some(d.state.pid);
     api::ContainerStatus {
         id: d.id.clone(),
         metadata: Some(metadata(l)),
@@ -98,7 +99,11 @@ pub fn container_status(d: &ContainerDetails, user: Option<api::ContainerUser>) 
         mounts: mounts(d),
         log_path: labels::get(l, labels::LOG_PATH),
         resources: Some(api::ContainerResources {
-            linux: Some(api::LinuxContainerResources { oom_score_adj: d.oom_score_adj, ..resources(&d.resources) }),
+            linux: Some(api::LinuxContainerResources {
+                oom_score_adj: running_pid.and_then(super::live::oom_score_adj_of).unwrap_or(d.oom_score_adj),
+                unified: unified(d, running_pid),
+                ..resources(&d.resources)
+            }),
             windows: None,
         }),
         image_id: labels::get(l, labels::IMAGE_ID),
@@ -157,6 +162,16 @@ fn mount(m: &MountInfo, prepared: &[PreparedBind]) -> api::Mount {
         propagation: propagation as i32,
         mount_options: prepared.map(|p| p.options.clone()).unwrap_or_default(),
         ..Default::default()
+    }
+}
+
+/// The create's `unified` keys, with what the cgroup holds now while the
+/// container runs.
+fn unified(d: &ContainerDetails, running_pid: Option<i64>) -> HashMap<String, String> {
+    let recorded = super::live::recorded_unified(&d.labels);
+    match running_pid {
+        Some(pid) => super::live::live_unified(pid, &recorded).into_iter().collect(),
+        None => recorded.into_iter().collect(),
     }
 }
 
