@@ -34,6 +34,11 @@ pub fn config(config: &api::PodSandboxConfig) -> Result<(), SandboxError> {
     if !linux.cgroup_parent.is_empty() {
         validate::cgroup_parent("cgroup_parent", &linux.cgroup_parent).map_err(invalid)?;
     }
+    // The pod's total is kubelet's to enforce, on the pod cgroup it names as
+    // cgroup_parent: pinshim only checks it makes sense.
+    if let Some(resources) = &linux.resources {
+        crate::resources::check(resources).map_err(|e| invalid(format!("linux.resources: {e}")))?;
+    }
     let security = linux.security_context.unwrap_or_default();
     unsupported::identity(security.namespace_options.as_ref(), security.supplemental_groups_policy).map_err(invalid)?;
     let namespaces = security.namespace_options.unwrap_or_default();
@@ -147,6 +152,15 @@ mod tests {
             ..Default::default()
         };
         assert!(config(&ok).is_ok());
+    }
+
+    #[test]
+    fn pod_resources_are_checked() {
+        let nonsense = api::LinuxContainerResources { memory_limit_in_bytes: -5, ..Default::default() };
+        refused(|c| linux(c).resources = Some(nonsense), "linux.resources: resources.memory_limit_in_bytes");
+        let mut c = api::PodSandboxConfig::default();
+        linux(&mut c).resources = Some(api::LinuxContainerResources { cpu_shares: 1024, ..Default::default() });
+        assert!(config(&c).is_ok());
     }
 
     #[test]
