@@ -72,7 +72,10 @@ pub fn ignore_missing(result: Result<(), DockerError>) -> Result<(), DockerError
 async fn timed<T, E>(operation: &'static str, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
     let started = Instant::now();
     let result = call.await;
-    crate::metrics::record_docker_call(operation, result.is_ok(), started.elapsed());
+    let elapsed = started.elapsed();
+    crate::metrics::record_docker_call(operation, result.is_ok(), elapsed);
+    // In the calling RPC's span: `--log-level debug` shows where its time goes.
+    tracing::debug!(operation, ok = result.is_ok(), elapsed_us = elapsed.as_micros() as u64, "docker call");
     result
 }
 

@@ -170,7 +170,7 @@ fn log_finished(inv: &Invocation<'_>, output: &Output, started: Instant) {
         command = inv.command.verb(),
         container_id = inv.container_id,
         status = %output.status,
-        elapsed_ms = started.elapsed().as_millis(),
+        elapsed_us = started.elapsed().as_micros() as u64,
         stderr = %stderr.trim(),
         "cni plugin finished"
     );
