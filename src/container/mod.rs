@@ -73,7 +73,7 @@ impl ContainerService {
         if metadata.name.is_empty() {
             return Err(invalid("metadata.name is required"));
         }
-        let (sandbox, _) = self.sandboxes.get(sandbox_id).await?;
+        let (sandbox, _) = self.sandboxes.get_current(sandbox_id).await?;
         if !sandbox.ready {
             return Err(ContainerError::Sandbox(crate::sandbox::SandboxError::NotReady(sandbox.id)));
         }
@@ -109,10 +109,6 @@ impl ContainerService {
         if spec.image.is_empty() {
             return Err(invalid("image.image is required"));
         }
-        let status = self.images.status(&spec.image).await?;
-        let status = status.ok_or_else(|| ContainerError::ImageNotFound(spec.image.clone()))?;
-        let mut canonical = status.canonical;
-        let mut reason = status.canonical_reason;
         // The name the user wrote is only a better hint; if it no longer
         // leads to this image (the tag moved), the ID-based answer stands.
         let named = if spec.user_specified_image.is_empty() || spec.user_specified_image == spec.image {
@@ -120,6 +116,18 @@ impl ContainerService {
         } else {
             self.images.status(&spec.user_specified_image).await.ok().flatten()
         };
+        // kubelet's `image` is the ID the name led to at pull: then the
+        // name's answer is also the ID's, and Docker need not be asked twice.
+        let status = match &named {
+            Some(named) if named.image.id == spec.image => named.clone(),
+            _ => self
+                .images
+                .status(&spec.image)
+                .await?
+                .ok_or_else(|| ContainerError::ImageNotFound(spec.image.clone()))?,
+        };
+        let mut canonical = status.canonical;
+        let mut reason = status.canonical_reason;
         if let Some(named) = named.filter(|n| n.image.id == status.image.id && n.canonical.is_some()) {
             canonical = named.canonical;
             reason = None;
@@ -134,7 +142,13 @@ impl ContainerService {
     }
 
     pub async fn start(&self, id: &str) -> Result<(), ContainerError> {
-        let details = self.get(id).await?;
+        // Start needs only the labels, which never change: the index's
+        // reading serves when it has the container under its full ID.
+        let known = self.index.current(id).filter(|d| labels::get(&d.labels, labels::KIND) == labels::KIND_CONTAINER);
+        let details = match known {
+            Some(details) => details,
+            None => Arc::new(self.get(id).await?),
+        };
         let log_path = labels::get(&details.labels, labels::LOG_PATH);
         // The file exists before the container starts, so kubelet can open
         // it as soon as this returns.

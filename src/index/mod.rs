@@ -29,6 +29,10 @@ const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// rebuild that runs between taking the timestamp and the stream opening.
 const REPLAY_MARGIN_NANOS: i64 = 1_000_000_000;
 
+/// See `ContainerIndex::ticket`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
 pub struct ContainerIndex {
     docker: Docker,
     state: std::sync::Mutex<State>,
@@ -68,6 +72,12 @@ impl ContainerIndex {
         self.lock().last_known(id)
     }
 
+    /// Container `id` (its full ID) as the index has it while it follows
+    /// Docker's events: what a caller may use instead of an inspect.
+    pub fn current(&self, id: &str) -> Option<Arc<ContainerDetails>> {
+        self.lock().current(id)
+    }
+
     /// Whether Docker reported an OOM kill in container `id` (its full
     /// ID) while the index followed it.
     pub fn oom_killed(&self, id: &str) -> bool {
@@ -80,7 +90,7 @@ impl ContainerIndex {
         if id.is_empty() {
             return;
         }
-        let ticket = self.ticket();
+        let ticket = self.next_ticket();
         match self.docker.inspect_container(id).await {
             // Keyed by Docker's full ID even when called with a name or prefix.
             Ok(Some(details)) if is_ours(&details) => {
@@ -92,13 +102,28 @@ impl ContainerIndex {
         self.publish_size();
     }
 
+    /// Marks the moment before a caller inspects a container itself, to
+    /// hand the reading to `record` instead of having `refresh` read it again.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.next_ticket())
+    }
+
+    /// Files a reading taken after `ticket`, as `refresh` would have.
+    pub fn record(&self, ticket: Ticket, details: &ContainerDetails) {
+        if !is_ours(details) {
+            return;
+        }
+        self.lock().apply(ticket.0, &details.id.clone(), Some(Arc::new(details.clone())));
+        self.publish_size();
+    }
+
     fn lost_track(&self, id: &str, e: &DockerError) {
         tracing::debug!(container_id = %id, error = %e, "cannot refresh container; index will rebuild");
         self.lock().set_live(false);
         self.resync.notify_one();
     }
 
-    fn ticket(&self) -> u64 {
+    fn next_ticket(&self) -> u64 {
         self.tickets.fetch_add(1, Ordering::SeqCst)
     }
 
@@ -149,7 +174,7 @@ impl ContainerIndex {
 
     /// Reads every pinshim container from Docker and replaces the view.
     async fn rebuild(&self) -> Result<(), DockerError> {
-        let ticket = self.ticket();
+        let ticket = self.next_ticket();
         let listed = self.docker.list_containers(&[labels::KIND]).await?;
         let inspected = futures::stream::iter(listed)
             .map(|summary| async move { (self.docker.inspect_container(&summary.id).await, summary.id) })
@@ -173,7 +198,7 @@ impl ContainerIndex {
     /// change made behind pinshim's back shows without waiting for Docker;
     /// every event is then followed by a full re-read of the container.
     fn on_event(self: &Arc<Self>, event: ContainerEvent) {
-        let ticket = self.ticket();
+        let ticket = self.next_ticket();
         match event.action {
             ContainerAction::Die => {
                 let exit_code = event.labels.get("exitCode").and_then(|c| c.parse().ok()).unwrap_or_default();

@@ -40,6 +40,14 @@ impl State {
         self.live.then(|| self.of_kind(kind).cloned().collect())
     }
 
+    /// The reading of `id` while the index is in step with Docker.
+    pub fn current(&self, id: &str) -> Option<Arc<ContainerDetails>> {
+        if !self.live {
+            return None;
+        }
+        self.last_known(id)
+    }
+
     /// The latest reading of `id`, whether or not the index is in step.
     pub fn last_known(&self, id: &str) -> Option<Arc<ContainerDetails>> {
         self.entries.get(id).map(|e| e.details.clone())

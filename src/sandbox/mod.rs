@@ -21,7 +21,7 @@ use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError, ign
 use crate::fault::{self, CrashHook};
 use crate::host::HostLimits;
 use crate::image::ImageService;
-use crate::index::ContainerIndex;
+use crate::index::{ContainerIndex, Ticket};
 use crate::labels;
 use crate::network::{Cni, NetnsPins, SandboxLocks};
 use crate::time::now_nanos;
@@ -62,6 +62,9 @@ pub struct SandboxService {
     runs: SandboxLocks,
     /// The last UpdatePodSandboxResources of each sandbox.
     resizes: Resizes,
+    /// The pause image's ID once found, so a pod start need not ask Docker;
+    /// forgotten when Docker no longer has it.
+    infra_image_id: std::sync::Mutex<Option<String>>,
 }
 
 /// A sandbox as stored in Docker, read back from its labels.
@@ -103,6 +106,7 @@ impl SandboxService {
             networked: Default::default(),
             runs: SandboxLocks::default(),
             resizes: Resizes::default(),
+            infra_image_id: Default::default(),
         }
     }
 
@@ -146,24 +150,41 @@ impl SandboxService {
                 self.replace_leftover(&name).await?;
                 self.docker.create_container(spec).await?
             }
+            // The remembered pause image was removed: find or pull it again.
+            Err(DockerError::NotFound(_)) => {
+                self.forget_infra_image();
+                spec.image = self.infra_image().await?;
+                self.docker.create_container(spec).await?
+            }
             other => other?,
         };
-        let started = self.start(&id, config, network).await;
-        if started.is_err() {
-            // A pod that did not start must not linger half-made (a failed
-            // ADD has undone itself).
-            let _ = self.release_pin(&id).await;
-            let _ = self.docker.remove_container(&id).await;
+        match self.start(&id, config, network).await {
+            // Nothing pinshim does after that reading changes what Docker reports.
+            Ok((ticket, details)) => self.index.record(ticket, &details),
+            Err(e) => {
+                // A pod that did not start must not linger half-made (a failed
+                // ADD has undone itself).
+                let _ = self.release_pin(&id).await;
+                let _ = self.docker.remove_container(&id).await;
+                self.index.refresh(&id).await;
+                return Err(e);
+            }
         }
-        self.index.refresh(&id).await;
-        started?;
         tracing::info!(sandbox_id = %id, pod = %metadata.name, namespace = %metadata.namespace, "pod sandbox running");
         Ok(id)
     }
 
-    async fn start(&self, id: &str, config: &api::PodSandboxConfig, network: NetworkKind) -> Result<(), SandboxError> {
+    /// Starts the pause container and brings up the pod's network; gives the
+    /// reading of the started container and the index ticket drawn before it.
+    async fn start(
+        &self,
+        id: &str,
+        config: &api::PodSandboxConfig,
+        network: NetworkKind,
+    ) -> Result<(Ticket, ContainerDetails), SandboxError> {
         self.docker.start_container(id).await?;
         self.config.crash.at(fault::point::AFTER_PAUSE_START);
+        let ticket = self.index.ticket();
         let details = self.docker.inspect_container(id).await?.ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
         // DNS first: the cached ADD result, written last, marks a finished pod.
         write_dns(config, &details.resolv_conf_path).await?;
@@ -173,7 +194,7 @@ impl SandboxService {
             cni.add(&network::pod_network(id, Some(netns), config, self.pod_cidrs())).await?;
             self.set_networked(id, true);
         }
-        Ok(())
+        Ok((ticket, details))
     }
 
     async fn runtime_for(&self, handler: &str) -> Result<Option<String>, SandboxError> {
@@ -191,12 +212,21 @@ impl SandboxService {
     /// The pause image's ID, pulled by digest the first time (credentials
     /// from Docker's config.json: kubelet sends none for it).
     async fn infra_image(&self) -> Result<String, SandboxError> {
+        if let Some(id) = self.infra_image_id.lock().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Ok(id);
+        }
         let image = &self.config.infra_image;
         let failed = |source| SandboxError::InfraImage { image: image.clone(), source };
-        if let Some(status) = self.images.status(image).await.map_err(failed)? {
-            return Ok(status.image.id);
-        }
-        Ok(self.images.pull(image, None).await.map_err(failed)?.image_id)
+        let id = match self.images.status(image).await.map_err(failed)? {
+            Some(status) => status.image.id,
+            None => self.images.pull(image, None).await.map_err(failed)?.image_id,
+        };
+        *self.infra_image_id.lock().unwrap_or_else(PoisonError::into_inner) = Some(id.clone());
+        Ok(id)
+    }
+
+    fn forget_infra_image(&self) {
+        *self.infra_image_id.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// Stops every container of the pod, then the pause container. Stopping
@@ -305,6 +335,16 @@ impl SandboxService {
         let mut sandbox = from_details(details);
         sandbox.ready = self.is_ready(&sandbox).await;
         sandbox
+    }
+
+    /// Like `get`, but answered from the index while it follows Docker,
+    /// for a caller that joins the sandbox (CreateContainer) rather than
+    /// reports on it.
+    pub async fn get_current(&self, id: &str) -> Result<(Sandbox, ContainerDetails), SandboxError> {
+        match self.index.current(id).filter(|d| is_sandbox(d)) {
+            Some(details) => Ok((self.read_back(&details).await, (*details).clone())),
+            None => self.get(id).await,
+        }
     }
 
     /// Like `find`, but an absent sandbox is `NotFound`.
