@@ -54,6 +54,8 @@ pub struct Engine {
     pub api_version: ApiVersion,
     pub image_store: ImageStore,
     pub storage_driver: String,
+    /// dockerd's data root (`/var/lib/docker`).
+    pub root_dir: String,
 }
 
 /// A Docker Engine API version, ordered as numbers (1.9 < 1.44).
@@ -141,6 +143,7 @@ impl Docker {
             api_version: ApiVersion(negotiated.major_version, negotiated.minor_version),
             image_store: info.image_store,
             storage_driver: info.storage_driver,
+            root_dir: info.root_dir,
         };
         *self.engine.lock().await = Some(engine.clone());
         Ok(engine)
@@ -157,6 +160,7 @@ mod tests {
             api_version: api,
             image_store: ImageStore::GraphDriver,
             storage_driver: "overlay2".into(),
+            root_dir: "/var/lib/docker".into(),
         }
     }
 

@@ -494,7 +494,9 @@ impl ImageService {
     /// Bytes and inodes used by Docker's image store: the graph driver's
     /// directory, or containerd's content store and snapshots.
     pub async fn fs_usage(&self) -> Result<FsUsage, ImageError> {
-        let info = self.docker.info().await?;
+        // The engine's facts, learnt once per connection: Docker's /info
+        // costs more than the cached measurement it would locate.
+        let info = self.docker.engine().await?;
         let dirs = match info.image_store {
             ImageStore::GraphDriver => vec![PathBuf::from(&info.root_dir).join(&info.storage_driver)],
             ImageStore::Containerd => {
