@@ -144,8 +144,7 @@ impl ContainerService {
     pub async fn start(&self, id: &str) -> Result<(), ContainerError> {
         // Start needs only the labels, which never change: the index's
         // reading serves when it has the container under its full ID.
-        let known = self.index.current(id).filter(|d| labels::get(&d.labels, labels::KIND) == labels::KIND_CONTAINER);
-        let details = match known {
+        let details = match self.index_reading(id) {
             Some(details) => details,
             None => Arc::new(self.get(id).await?),
         };
@@ -348,12 +347,21 @@ impl ContainerService {
         if cmd.is_empty() {
             return Err(invalid("cmd is required"));
         }
-        let details = self.get(id).await?;
+        // Every exec probe lands here: the index answers whether the
+        // container runs, and Docker refuses the exec of one that just
+        // stopped before its event arrived.
+        let details = match self.index_reading(id) {
+            Some(details) => details,
+            None => Arc::new(self.get(id).await?),
+        };
         if !details.state.running {
-            return Err(ContainerError::NotRunning(details.id));
+            return Err(ContainerError::NotRunning(details.id.clone()));
         }
         let limit = (timeout > 0).then(|| Duration::from_secs(timeout as u64));
-        let out = self.docker.exec(&details.id, cmd, limit, EXEC_OUTPUT_CAP).await?;
+        let out = match self.docker.exec(&details.id, cmd, limit, EXEC_OUTPUT_CAP).await {
+            Err(DockerError::Conflict(_)) => return Err(ContainerError::NotRunning(details.id.clone())),
+            other => other?,
+        };
         let exit_code = out.exit_code.ok_or_else(|| ContainerError::ExecTimeout(details.id.clone()))?;
         Ok(api::ExecSyncResponse { stdout: out.stdout, stderr: out.stderr, exit_code })
     }
@@ -435,6 +443,12 @@ impl ContainerService {
         }
         let details = self.docker.inspect_by_id(id).await?;
         Ok(details.filter(|d| labels::get(&d.labels, labels::KIND) == labels::KIND_CONTAINER))
+    }
+
+    /// Container `id` (its full ID) as the index has it while it follows
+    /// Docker, for calls that can do without a fresh inspect.
+    fn index_reading(&self, id: &str) -> Option<Arc<ContainerDetails>> {
+        self.index.current(id).filter(|d| labels::get(&d.labels, labels::KIND) == labels::KIND_CONTAINER)
     }
 
     async fn get(&self, id: &str) -> Result<ContainerDetails, ContainerError> {
