@@ -122,8 +122,7 @@ async fn swap_and_pressure_follow_the_hosts_cgroup_files() {
     resources.memory_swap_limit_in_bytes = 96 << 20;
     let id = pods::create_and_start(rt, &pod, config).await;
 
-    let pid = common::docker().inspect_container(&id, None).await.expect("inspect").state.and_then(|s| s.pid);
-    let location = pinshim::cgroup::CgroupLocation::of_pid(pid.expect("pid")).expect("cgroup");
+    let location = pinshim::cgroup::CgroupLocation::of_pid(pods::pid_of(&id).await).expect("cgroup");
     let memory_dir = location.controllers.get("memory").or(location.unified.as_ref()).expect("memory cgroup");
     let swap_accounted =
         memory_dir.join("memory.memsw.usage_in_bytes").exists() || memory_dir.join("memory.swap.current").exists();

@@ -452,6 +452,12 @@ pub async fn docker_leftovers(token: &str) -> Vec<String> {
     docker_containers(token).await.into_iter().map(|(name, _)| name).collect()
 }
 
+/// The host PID of a running container's first process, as Docker knows it.
+pub async fn pid_of(id: &str) -> i64 {
+    let inspected = super::docker().inspect_container(id, None).await.expect("docker inspect");
+    inspected.state.and_then(|s| s.pid).filter(|pid| *pid > 0).expect("a running container's pid")
+}
+
 /// (name without the leading '/', Docker id) of containers matching `token` as
 /// in [`docker_leftovers`].
 pub async fn docker_containers(token: &str) -> Vec<(String, String)> {
