@@ -131,9 +131,8 @@ async fn unified_settings_are_written_into_the_containers_cgroup() {
         return pods::cleanup(rt, &shim.images, &[&pod], &[&image.id]).await;
     }
     started.expect("start");
-    let pid =
-        common::docker().inspect_container(&id, None).await.expect("inspect").state.and_then(|s| s.pid).expect("pid");
-    let dir = pinshim::cgroup::CgroupLocation::of_pid(pid).expect("cgroup").unified.expect("unified dir");
+    let dir =
+        pinshim::cgroup::CgroupLocation::of_pid(pods::pid_of(&id).await).expect("cgroup").unified.expect("unified dir");
     let read = || std::fs::read_to_string(dir.join("cgroup.max.descendants")).expect("read").trim().to_string();
     assert_eq!(read(), "5");
     let linux = pods::status(rt, &id).await.resources.and_then(|r| r.linux).expect("linux");
@@ -146,13 +145,18 @@ async fn unified_settings_are_written_into_the_containers_cgroup() {
     let linux = pods::status(rt, &id).await.resources.and_then(|r| r.linux).expect("linux");
     assert_eq!(linux.unified.get("cgroup.max.descendants").map(String::as_str), Some("7"));
 
-    // A file the cgroup lacks refuses the update, and nothing of it is written.
+    // A file the cgroup lacks refuses the update, and nothing of it is
+    // written: neither the other file nor what Docker's update carries.
+    let shares_before = linux.cpu_shares;
+    resources.cpu_shares = shares_before + 512;
     resources.unified.insert("cgroup.max.descendants".to_string(), "9".to_string());
     resources.unified.insert("pinshim.no-such-file".to_string(), "1".to_string());
     let err = rt.clone().update_container_resources(update(&id, resources)).await.expect_err("no such file");
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     assert!(err.message().contains("resources.unified.pinshim.no-such-file"), "{err}");
     assert_eq!(read(), "7");
+    let linux = pods::status(rt, &id).await.resources.and_then(|r| r.linux).expect("linux");
+    assert_eq!(linux.cpu_shares, shares_before, "Docker's part of the refused update");
 
     // Created with one, the container is not left running without it.
     let bad = pods::create(rt, &pod, with_unified("bad", "pinshim.no-such-file", "1")).await;

@@ -16,18 +16,34 @@ pub fn check_key(key: &str) -> Result<(), String> {
 }
 
 impl CgroupLocation {
+    /// Checks that every `unified` key names a file in the process's
+    /// directory of the unified hierarchy (no v2 mount, or a controller this
+    /// host keeps in v1, leaves it out), naming the first key that does not.
+    pub fn check_unified(&self, unified: &BTreeMap<String, String>) -> Result<(), String> {
+        self.unified_files(unified).map(drop)
+    }
+
     /// Writes each `unified` entry into the process's directory of the
-    /// unified hierarchy. A key whose file is not there (no v2 mount, or a
-    /// controller this host keeps in v1) is refused before anything is
-    /// written, naming the key.
+    /// unified hierarchy, after [`Self::check_unified`]'s check passed for
+    /// all of them: a refused key leaves every file as it was.
     pub fn write_unified(&self, unified: &BTreeMap<String, String>) -> Result<(), String> {
+        for (file, key, value) in self.unified_files(unified)? {
+            std::fs::write(&file, value).map_err(|e| format!("resources.unified.{key} = {value:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn unified_files<'a>(
+        &self,
+        unified: &'a BTreeMap<String, String>,
+    ) -> Result<Vec<(PathBuf, &'a String, &'a String)>, String> {
         if unified.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let Some(dir) = &self.unified else {
             return Err("resources.unified needs the cgroup v2 hierarchy, which this host does not mount".to_string());
         };
-        let files: Vec<(PathBuf, &String, &String)> = unified
+        unified
             .iter()
             .map(|(key, value)| {
                 check_key(key)?;
@@ -41,11 +57,7 @@ impl CgroupLocation {
                     )),
                 }
             })
-            .collect::<Result<_, _>>()?;
-        for (file, key, value) in files {
-            std::fs::write(&file, value).map_err(|e| format!("resources.unified.{key} = {value:?}: {e}"))?;
-        }
-        Ok(())
+            .collect()
     }
 
     /// Current contents of the `unified` files named by `keys`; a key whose

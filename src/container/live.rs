@@ -13,6 +13,15 @@ pub fn recorded_unified(container_labels: &HashMap<String, String>) -> BTreeMap<
     labels::get_json(container_labels, labels::UNIFIED)
 }
 
+/// Refuses `unified` if a key has no file in the cgroup of process `pid`,
+/// before anything else of an update is applied.
+pub fn check_unified(pid: i64, unified: &BTreeMap<String, String>) -> Result<(), ContainerError> {
+    if unified.is_empty() {
+        return Ok(());
+    }
+    locate(pid)?.check_unified(unified).map_err(ContainerError::InvalidConfig)
+}
+
 /// Writes `unified` into the cgroup of process `pid`.
 pub fn apply_unified(pid: i64, unified: &BTreeMap<String, String>) -> Result<(), ContainerError> {
     if unified.is_empty() {
@@ -39,7 +48,9 @@ pub fn set_oom_score_adj(pid: i64, value: i64) -> Result<(), ContainerError> {
     for process in processes {
         match std::fs::write(format!("/proc/{process}/oom_score_adj"), value.to_string()) {
             // Exited since the list was read.
-            Err(e) if e.raw_os_error() == Some(3) || e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e)
+                if e.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32)
+                    || e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(failed(format!("process {process}: {e}"))),
             Ok(()) => {}
         }

@@ -304,7 +304,11 @@ impl ContainerService {
         if live_change && !details.state.running {
             return Err(ContainerError::NotRunning(details.id));
         }
-        self.docker.update_resources(&details.id, spec::docker_resources(resources)?).await?;
+        let docker_resources = spec::docker_resources(resources)?;
+        if details.state.running {
+            live::check_unified(details.state.pid, &unified)?;
+        }
+        self.docker.update_resources(&details.id, docker_resources).await?;
         if details.state.running {
             live::apply_unified(details.state.pid, &unified)?;
             if live::oom_score_adj_of(details.state.pid) != Some(oom_score_adj) {
