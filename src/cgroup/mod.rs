@@ -128,9 +128,20 @@ impl CgroupLocation {
         Ok(Self { version, controllers, unified })
     }
 
-    /// Reads the current usage; a file missing for one controller leaves its fields `None`.
-    /// Fails with `NotFound` when the cgroup itself is gone (the process has exited).
+    /// Reads the current usage with its stall figures; a file missing for one
+    /// controller leaves its fields `None`. Fails with `NotFound` when the
+    /// cgroup itself is gone (the process has exited).
     pub fn read(&self) -> io::Result<CgroupStats> {
+        let mut stats = self.read_usage()?;
+        if let Some(dir) = &self.unified {
+            stats.pressure = pressure::read(dir);
+        }
+        Ok(stats)
+    }
+
+    /// [`Self::read`] without the stall figures, for a cgroup whose stalls
+    /// are not wanted.
+    pub fn read_usage(&self) -> io::Result<CgroupStats> {
         let dirs = self.own_dirs();
         if !dirs.iter().any(|d| d.is_dir()) {
             let shown = dirs.first().map(|p| p.display().to_string()).unwrap_or_default();
@@ -142,9 +153,6 @@ impl CgroupLocation {
         }
         if let Some((_, dir)) = self.pick("pids") {
             stats.pids = read_u64(&dir.join("pids.current"))?;
-        }
-        if let Some(dir) = &self.unified {
-            stats.pressure = pressure::read(dir)?;
         }
         Ok(stats)
     }

@@ -32,16 +32,20 @@ pub struct CgroupPressure {
     pub io: Option<Pressure>,
 }
 
-/// Reads the pressure files of the unified-hierarchy directory `dir`.
-pub fn read(dir: &Path) -> io::Result<CgroupPressure> {
-    let one = |name: &str| -> io::Result<Option<Pressure>> {
-        match std::fs::read_to_string(dir.join(name)) {
-            Ok(text) => Ok(parse(&text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io::Error::new(e.kind(), format!("failed to read {}: {e}", dir.join(name).display()))),
+/// Reads the pressure files of the unified-hierarchy directory `dir`. Stall
+/// figures are extras: a file that is missing or cannot be read (a kernel
+/// booted with `psi=0` keeps the files and fails the read with EOPNOTSUPP)
+/// leaves its figure `None` instead of failing the usage it comes with.
+pub fn read(dir: &Path) -> CgroupPressure {
+    let one = |name: &str| match std::fs::read_to_string(dir.join(name)) {
+        Ok(text) => parse(&text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::debug!(file = %dir.join(name).display(), error = %e, "no pressure figures");
+            None
         }
     };
-    Ok(CgroupPressure { cpu: one("cpu.pressure")?, memory: one("memory.pressure")?, io: one("io.pressure")? })
+    CgroupPressure { cpu: one("cpu.pressure"), memory: one("memory.pressure"), io: one("io.pressure") }
 }
 
 /// Parses a pressure file; `None` when it has no well-formed `some` line.
@@ -99,8 +103,20 @@ mod tests {
     fn missing_files_are_none_and_present_ones_read() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("io.pressure"), "some avg10=0.50 avg60=0.25 avg300=0.10 total=12\n").unwrap();
-        let read = read(dir.path()).unwrap();
+        let read = read(dir.path());
         assert_eq!((read.cpu, read.memory), (None, None));
         assert_eq!(read.io.unwrap().some.avg10, 0.5);
+    }
+
+    #[test]
+    fn an_unreadable_file_is_none_and_the_others_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // Reading a directory fails with an error other than NotFound, as a
+        // psi=0 kernel's EOPNOTSUPP does.
+        std::fs::create_dir(dir.path().join("cpu.pressure")).unwrap();
+        std::fs::write(dir.path().join("memory.pressure"), "some avg10=1.00 avg60=0 avg300=0 total=3\n").unwrap();
+        let read = read(dir.path());
+        assert_eq!(read.cpu, None);
+        assert_eq!(read.memory.unwrap().some.total_ns, 3000);
     }
 }

@@ -220,9 +220,8 @@ impl StatsService {
         collected: Vec<(api::ContainerStats, Option<CgroupStats>)>,
     ) -> api::PodSandboxStats {
         let now = now_nanos();
-        let mut total = read_cgroup(details.state.pid).await.unwrap_or_default();
         // The infra container's stalls are not the pod's, and stalls do not add up.
-        total.pressure = Default::default();
+        let mut total = read_cgroup(details.state.pid, CgroupLocation::read_usage).await.unwrap_or_default();
         for (_, cgroup) in &collected {
             if let Some(cgroup) = cgroup {
                 add(&mut total, cgroup);
@@ -265,7 +264,7 @@ impl StatsService {
             labels: labels::decode_map(&d.labels, labels::LABELS),
             annotations: labels::decode_map(&d.labels, labels::ANNOTATIONS),
         };
-        let cgroup = if d.state.running { read_cgroup(d.state.pid).await } else { None };
+        let cgroup = if d.state.running { read_cgroup(d.state.pid, CgroupLocation::read).await } else { None };
         let Some(cgroup) = cgroup else {
             return (api::ContainerStats { attributes: Some(attributes), ..Default::default() }, None);
         };
@@ -357,11 +356,11 @@ fn value(v: u64) -> api::UInt64Value {
     api::UInt64Value { value: v }
 }
 
-async fn read_cgroup(pid: i64) -> Option<CgroupStats> {
+async fn read_cgroup(pid: i64, read: fn(&CgroupLocation) -> std::io::Result<CgroupStats>) -> Option<CgroupStats> {
     if pid <= 0 {
         return None;
     }
-    tokio::task::spawn_blocking(move || CgroupLocation::of_pid(pid).and_then(|l| l.read())).await.ok()?.ok()
+    tokio::task::spawn_blocking(move || CgroupLocation::of_pid(pid).and_then(|l| read(&l))).await.ok()?.ok()
 }
 
 async fn netdev_of(pid: i64) -> Vec<api::NetworkInterfaceUsage> {
