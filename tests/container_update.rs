@@ -158,6 +158,19 @@ async fn unified_settings_are_written_into_the_containers_cgroup() {
     let linux = pods::status(rt, &id).await.resources.and_then(|r| r.linux).expect("linux");
     assert_eq!(linux.cpu_shares, shares_before, "Docker's part of the refused update");
 
+    // Docker refusing its part (a CPU this host lacks) puts the file back.
+    let mut resources = LinuxContainerResources { oom_score_adj: 1000, cpuset_cpus: "63".into(), ..Default::default() };
+    resources.unified.insert("cgroup.max.descendants".to_string(), "11".to_string());
+    let err = rt.clone().update_container_resources(update(&id, resources)).await.expect_err("no CPU 63");
+    assert_ne!(err.code(), Code::Ok, "{err}");
+    assert_eq!(read(), "7", "restored after Docker refused: {err}");
+
+    // One that exits at once has nothing left to limit: its start succeeds.
+    let mut quick = with_unified("quick", "cgroup.max.descendants", "3");
+    quick.command = vec!["true".to_string()];
+    let quick = pods::create(rt, &pod, quick).await;
+    pods::start(rt, &quick).await;
+
     // Created with one, the container is not left running without it.
     let bad = pods::create(rt, &pod, with_unified("bad", "pinshim.no-such-file", "1")).await;
     let err = rt

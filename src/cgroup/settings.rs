@@ -16,16 +16,10 @@ pub fn check_key(key: &str) -> Result<(), String> {
 }
 
 impl CgroupLocation {
-    /// Checks that every `unified` key names a file in the process's
-    /// directory of the unified hierarchy (no v2 mount, or a controller this
-    /// host keeps in v1, leaves it out), naming the first key that does not.
-    pub fn check_unified(&self, unified: &BTreeMap<String, String>) -> Result<(), String> {
-        self.unified_files(unified).map(drop)
-    }
-
     /// Writes each `unified` entry into the process's directory of the
-    /// unified hierarchy, after [`Self::check_unified`]'s check passed for
-    /// all of them: a refused key leaves every file as it was.
+    /// unified hierarchy. A key whose file is not there (no v2 mount, or a
+    /// controller this host keeps in v1) is refused before anything is
+    /// written, naming the key.
     pub fn write_unified(&self, unified: &BTreeMap<String, String>) -> Result<(), String> {
         for (file, key, value) in self.unified_files(unified)? {
             std::fs::write(&file, value).map_err(|e| format!("resources.unified.{key} = {value:?}: {e}"))?;

@@ -30,6 +30,9 @@ pub enum ContainerError {
     Checkpoint(String),
     #[error("checkpoint of container {0} outlasted its timeout")]
     CheckpointTimeout(String),
+    /// Writing to the container's processes or cgroup failed on this host.
+    #[error("{0}")]
+    Processes(String),
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error("exec in container {0} timed out")]

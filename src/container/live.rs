@@ -13,16 +13,8 @@ pub fn recorded_unified(container_labels: &HashMap<String, String>) -> BTreeMap<
     labels::get_json(container_labels, labels::UNIFIED)
 }
 
-/// Refuses `unified` if a key has no file in the cgroup of process `pid`,
-/// before anything else of an update is applied.
-pub fn check_unified(pid: i64, unified: &BTreeMap<String, String>) -> Result<(), ContainerError> {
-    if unified.is_empty() {
-        return Ok(());
-    }
-    locate(pid)?.check_unified(unified).map_err(ContainerError::InvalidConfig)
-}
-
-/// Writes `unified` into the cgroup of process `pid`.
+/// Writes `unified` into the cgroup of process `pid`; a key whose file is
+/// missing refuses them all before any is written.
 pub fn apply_unified(pid: i64, unified: &BTreeMap<String, String>) -> Result<(), ContainerError> {
     if unified.is_empty() {
         return Ok(());
@@ -43,7 +35,7 @@ pub fn live_unified(pid: i64, keys: &BTreeMap<String, String>) -> BTreeMap<Strin
 /// later inherit it from their parent; an exec started later gets the
 /// create's value from runc, as Docker cannot be told another.
 pub fn set_oom_score_adj(pid: i64, value: i64) -> Result<(), ContainerError> {
-    let failed = |why: String| ContainerError::InvalidConfig(format!("resources.oom_score_adj {value}: {why}"));
+    let failed = |why: String| ContainerError::Processes(format!("cannot set resources.oom_score_adj {value}: {why}"));
     let processes = locate(pid)?.processes().map_err(|e| failed(e.to_string()))?;
     for process in processes {
         match std::fs::write(format!("/proc/{process}/oom_score_adj"), value.to_string()) {
@@ -65,5 +57,5 @@ pub fn oom_score_adj_of(pid: i64) -> Option<i64> {
 
 fn locate(pid: i64) -> Result<CgroupLocation, ContainerError> {
     CgroupLocation::of_pid(pid)
-        .map_err(|e| ContainerError::InvalidConfig(format!("cannot find the cgroup of process {pid}: {e}")))
+        .map_err(|e| ContainerError::Processes(format!("cannot find the cgroup of process {pid}: {e}")))
 }

@@ -175,15 +175,27 @@ impl ContainerService {
     }
 
     /// Writes the create's `unified` settings into the started container's
-    /// cgroup. A container they cannot be applied to is killed: it must not
-    /// run without limits it was created with.
+    /// cgroup. Docker cannot write them before the process runs, so it runs
+    /// briefly without them; a container they cannot be applied to is then
+    /// stopped rather than left running without the limits it was created
+    /// with. One that has already exited has nothing left to limit.
     async fn apply_unified(&self, details: &ContainerDetails) -> Result<(), ContainerError> {
         let unified = live::recorded_unified(&details.labels);
         if unified.is_empty() {
             return Ok(());
         }
-        let started = self.get(&details.id).await?;
+        // The refresh after Docker's start has just read the container.
+        let started = match self.index.current(&details.id) {
+            Some(started) => started,
+            None => Arc::new(self.get(&details.id).await?),
+        };
+        if !started.state.running || started.state.pid <= 0 {
+            return Ok(());
+        }
         let Err(e) = live::apply_unified(started.state.pid, &unified) else { return Ok(()) };
+        if !self.get(&details.id).await?.state.running {
+            return Ok(()); // It exited while they were written.
+        }
         if let Err(kill) = self.docker.stop_container(&details.id, 0).await {
             tracing::warn!(container = %details.id, error = %kill, "cannot stop a container whose cgroup settings failed");
         }
@@ -289,33 +301,58 @@ impl ContainerService {
         Some(all.into_iter().filter(|d| status::details_match(d, filter)).collect())
     }
 
+    /// Docker's update carries neither `unified` nor the OOM score: they
+    /// are written to the running processes and cgroup, which a stopped
+    /// container does not have. `unified` goes first, so a key the cgroup
+    /// refuses fails the call before Docker changes anything, and Docker
+    /// refusing its part puts the files back as they were.
     pub async fn update_resources(
         &self,
         id: &str,
         resources: Option<&api::LinuxContainerResources>,
     ) -> Result<(), ContainerError> {
         let resources = resources.ok_or_else(|| invalid("linux resources are required"))?;
+        let docker_resources = spec::docker_resources(resources)?;
         let details = self.get(id).await?;
         let oom_score_adj = self.limits.oom_score_adj(resources.oom_score_adj);
         let unified: BTreeMap<String, String> = resources.unified.clone().into_iter().collect();
-        // Docker's update carries neither: they are written to the running
-        // processes and cgroup, which a stopped container does not have.
         let live_change = !unified.is_empty() || oom_score_adj != details.oom_score_adj;
-        if live_change && !details.state.running {
-            return Err(ContainerError::NotRunning(details.id));
-        }
-        let docker_resources = spec::docker_resources(resources)?;
-        if details.state.running {
-            live::check_unified(details.state.pid, &unified)?;
-        }
-        self.docker.update_resources(&details.id, docker_resources).await?;
-        if details.state.running {
-            live::apply_unified(details.state.pid, &unified)?;
-            if live::oom_score_adj_of(details.state.pid) != Some(oom_score_adj) {
-                live::set_oom_score_adj(details.state.pid, oom_score_adj)?;
+        if !details.state.running {
+            if live_change {
+                return Err(ContainerError::NotRunning(details.id));
             }
+            return Ok(self.docker.update_resources(&details.id, docker_resources).await?);
+        }
+        let pid = details.state.pid;
+        let before = live::live_unified(pid, &unified);
+        let put_back = || {
+            if let Err(e) = live::apply_unified(pid, &before) {
+                tracing::warn!(container = %details.id, error = %e, "cannot restore unified settings");
+            }
+        };
+        if let Err(e) = live::apply_unified(pid, &unified) {
+            put_back();
+            return Err(self.not_running_or(&details.id, e).await);
+        }
+        if let Err(e) = self.docker.update_resources(&details.id, docker_resources).await {
+            put_back();
+            return Err(e.into());
+        }
+        if live::oom_score_adj_of(pid) != Some(oom_score_adj)
+            && let Err(e) = live::set_oom_score_adj(pid, oom_score_adj)
+        {
+            return Err(self.not_running_or(&details.id, e).await);
         }
         Ok(())
+    }
+
+    /// `NotRunning` when container `id` has stopped since it was read (what
+    /// failed was writing to its processes), else `error`.
+    async fn not_running_or(&self, id: &str, error: ContainerError) -> ContainerError {
+        match self.get(id).await {
+            Ok(details) if !details.state.running => ContainerError::NotRunning(details.id),
+            _ => error,
+        }
     }
 
     /// Closes and reopens the container's log file after kubelet rotated it.

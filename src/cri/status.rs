@@ -82,7 +82,7 @@ impl From<ContainerError> for Status {
             ContainerError::ImageSubPathNotFound { .. } => Code::NotFound,
             ContainerError::ImageVolumeUnsupported(_) => Code::FailedPrecondition,
             ContainerError::CheckpointUnsupported(_) | ContainerError::CdiUnsupported => Code::FailedPrecondition,
-            ContainerError::Checkpoint(_) => Code::Internal,
+            ContainerError::Checkpoint(_) | ContainerError::Processes(_) => Code::Internal,
             ContainerError::CheckpointTimeout(_) => Code::DeadlineExceeded,
             ContainerError::AlreadyExists(_) => Code::AlreadyExists,
             ContainerError::NotRunning(_) => Code::FailedPrecondition,
