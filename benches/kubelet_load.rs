@@ -127,8 +127,8 @@ async fn run_phase(
         let (rt, images, latencies) = (endpoint.rt.clone(), endpoint.images.clone(), latencies.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
-            while Instant::now() < deadline {
-                tick.tick().await;
+            // A tick that would come after the deadline ends the phase on time.
+            while tokio::time::timeout_at(deadline.into(), tick.tick()).await.is_ok() {
                 periodic_call(call, &rt, &images, &latencies).await;
             }
         })
@@ -150,8 +150,7 @@ async fn run_phase(
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(offset).await;
                 let mut tick = tokio::time::interval(Duration::from_secs(10));
-                while Instant::now() < deadline {
-                    tick.tick().await;
+                while tokio::time::timeout_at(deadline.into(), tick.tick()).await.is_ok() {
                     let request =
                         api::ExecSyncRequest { container_id: id.clone(), cmd: vec!["true".into()], timeout: 1 };
                     timed(&latencies, "ExecSync", rt.clone().exec_sync(request)).await;
