@@ -158,8 +158,6 @@ fn record_mount_modes(spec: &mut CreateSpec) {
     }
 }
 
-/// Containers live in their pod's cgroup, kept on the sandbox's labels;
-/// checked again, as the sandbox may predate the check at RunPodSandbox.
 /// A container's network is its pod's: Docker joins it to the sandbox
 /// container, which is also how a host-network pod's containers reach the
 /// host's. A container asking for the host's network in a pod that has its
@@ -199,6 +197,8 @@ fn ipc_mode(namespaces: &api::NamespaceOption, sandbox_ref: &str) -> Result<Stri
     })
 }
 
+/// Containers live in their pod's cgroup, kept on the sandbox's labels;
+/// checked again, as the sandbox may predate the check at RunPodSandbox.
 fn sandbox_cgroup_parent(sandbox: &Sandbox) -> Result<Option<String>, ContainerError> {
     if sandbox.cgroup_parent.is_empty() {
         return Ok(None);

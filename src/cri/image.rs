@@ -99,12 +99,13 @@ impl ImageService for ImageApi {
         let handler = request.image.as_ref().map(|s| s.runtime_handler.clone()).unwrap_or_default();
         let spec = spec_of(request.image)?;
         tracing::Span::current().record("image", spec.as_str());
-        self.images.check_runtime_handler(&handler).await?;
         let registry = Images::parse(&spec)?.repository().registry().to_string();
         let auth = match request.auth {
             Some(auth) => Credentials::from_auth_fields(convert::auth_fields(auth), &registry)?,
             None => None,
         };
+        // Asks Docker, so after the checks that need no answer from it.
+        self.images.check_runtime_handler(&handler).await?;
         let pulled = self.images.pull(&spec, auth).await?;
         tracing::info!(image_id = %pulled.image_id, canonical = %pulled.canonical, "pulled");
         Ok(Response::new(api::PullImageResponse { image_ref: pulled.image_id }))
