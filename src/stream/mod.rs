@@ -8,6 +8,7 @@ pub mod spdy;
 mod spdy_transport;
 mod status;
 mod tokens;
+mod tunnel;
 mod websocket;
 
 pub use portforward::requested_ports;

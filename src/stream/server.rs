@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
 
 use super::tokens::{StreamRequest, TokenStore};
-use super::{portforward, spdy_transport, websocket};
+use super::{portforward, spdy_transport, tunnel, websocket};
 use crate::docker::Docker;
 
 type Body = Full<Bytes>;
@@ -108,6 +108,9 @@ impl Server {
         };
         let offered = header_str(headers, header::SEC_WEBSOCKET_PROTOCOL);
         let port_forward = matches!(request, StreamRequest::PortForward { .. });
+        if port_forward && tunnel::offered(&offered) {
+            return self.spdy_tunnel(key.as_bytes(), upgraded, request);
+        }
         let Some(protocol) = websocket::negotiate(&offered, port_forward) else {
             return plain(StatusCode::BAD_REQUEST, "no supported channel protocol offered");
         };
@@ -132,15 +135,29 @@ impl Server {
                 other => websocket::serve_remote_command(ws, protocol, other, docker).await,
             }
         });
-        let mut response = Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header(header::CONNECTION, "Upgrade")
-            .header(header::UPGRADE, "websocket")
-            .header(header::SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()));
-        if !offered.is_empty() {
-            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol.name);
-        }
-        response.body(Body::default()).unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "bad response"))
+        websocket_accepted(key.as_bytes(), (!offered.is_empty()).then_some(protocol.name))
+    }
+
+    /// A port forward whose SPDY session travels inside the WebSocket. As
+    /// on plain SPDY, each stream names its port, checked against the grant.
+    fn spdy_tunnel(
+        self: &Arc<Self>,
+        key: &[u8],
+        upgraded: hyper::upgrade::OnUpgrade,
+        request: StreamRequest,
+    ) -> Response<Body> {
+        let StreamRequest::PortForward { pid, ports, .. } = request else {
+            return plain(StatusCode::BAD_REQUEST, "only port forwarding is tunnelled");
+        };
+        tokio::spawn(async move {
+            let upgraded = match upgraded.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+            };
+            let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            spdy_transport::serve_port_forward(tunnel::bytes_over(ws), pid, ports).await;
+        });
+        websocket_accepted(key, Some(tunnel::PORT_FORWARD_TUNNEL))
     }
 }
 
@@ -181,6 +198,20 @@ impl Server {
             .body(Body::default())
             .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "bad response"))
     }
+}
+
+/// The 101 answer to a WebSocket handshake, naming the chosen subprotocol
+/// when the client offered any.
+fn websocket_accepted(key: &[u8], protocol: Option<&str>) -> Response<Body> {
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, derive_accept_key(key));
+    if let Some(protocol) = protocol {
+        response = response.header(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    response.body(Body::default()).unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "bad response"))
 }
 
 fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> String {

@@ -191,7 +191,10 @@ async fn pump_out(mut rx: mpsc::Receiver<Bytes>, writer: StreamWriter) {
 
 /// Serves a port forward: the client opens a data and an error stream per
 /// request (matched by `requestID`), each naming the `port`.
-pub async fn serve_port_forward(io: TokioIo<Upgraded>, pid: i64, granted: Vec<u16>) {
+pub async fn serve_port_forward<T>(io: T, pid: i64, granted: Vec<u16>)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
     let (session, mut incoming) = Session::new(io);
     let mut pending: HashMap<String, (Option<IncomingStream>, Option<IncomingStream>)> = HashMap::new();
     let mut forwards = Vec::new();

@@ -130,15 +130,15 @@ impl Kube {
     }
 
     /// The environment kubectl runs with: this kubeconfig, a home (and so a
-    /// discovery cache) of its own, the remote-command transport `transport`,
-    /// and port forwarding over SPDY.
+    /// discovery cache) of its own, and `transport` for remote commands and
+    /// port forwarding (over WebSocket, port forwarding tunnels SPDY).
     pub fn kubectl_env(&self, transport: Transport) -> Vec<(String, String)> {
         let websockets = (transport == Transport::WebSocket).to_string();
         [
             ("KUBECONFIG", self.kubeconfig().display().to_string()),
             ("HOME", self.dir.path().display().to_string()),
-            ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets),
-            ("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false".to_string()),
+            ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets.clone()),
+            ("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
