@@ -3,7 +3,7 @@
 mod common;
 
 use common::registry::push_variant;
-use common::{Shim, env, unique};
+use common::{Shim, ShimOptions, env, unique};
 use oci_client::secrets::RegistryAuth;
 use pinshim::api::{ImageFilter, ImageFsInfoRequest, ListImagesRequest, RemoveImageRequest};
 
@@ -95,4 +95,31 @@ async fn image_fs_info_reports_docker_store_usage() {
     assert!(fs.fs_id.as_ref().is_some_and(|id| !id.mountpoint.is_empty()));
     assert!(fs.used_bytes.as_ref().is_some_and(|b| b.value > 0));
     assert!(fs.inodes_used.as_ref().is_some_and(|i| i.value > 0));
+}
+
+/// A containerd that has stored nothing yet has no content or snapshot
+/// directory: its store is empty, not unmeasurable. A root that does not
+/// exist is still refused, naming the flag.
+#[tokio::test]
+async fn image_fs_info_of_a_containerd_that_stored_nothing_yet() {
+    if !common::containerd_store().await {
+        return println!("this engine keeps images in the graph driver: nothing to check");
+    }
+    let data_root = common::docker().info().await.expect("docker info").docker_root_dir.unwrap_or_default();
+    if std::path::Path::new(&data_root).join("containerd/daemon").is_dir() {
+        return println!("dockerd runs its own containerd here: --containerd-root is not used");
+    }
+    let fresh = tempfile::tempdir().expect("temp dir");
+    let root = fresh.path().display().to_string();
+    let mut shim =
+        Shim::start_with(ShimOptions { args: vec!["--containerd-root".into(), root.clone()], env: vec![] }).await;
+    let info = shim.images.image_fs_info(ImageFsInfoRequest {}).await.expect("an empty store").into_inner();
+    let fs = info.image_filesystems.first().expect("one image filesystem");
+    assert_eq!(fs.fs_id.as_ref().map(|id| id.mountpoint.as_str()), Some(root.as_str()));
+
+    let missing = fresh.path().join("not-there").display().to_string();
+    let mut shim = Shim::start_with(ShimOptions { args: vec!["--containerd-root".into(), missing], env: vec![] }).await;
+    let err = shim.images.image_fs_info(ImageFsInfoRequest {}).await.expect_err("no such root");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+    assert!(err.message().contains("--containerd-root"), "{err}");
 }

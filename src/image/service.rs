@@ -503,10 +503,20 @@ impl ImageService {
                 // dockerd's own containerd lives under its data root.
                 let managed = PathBuf::from(&info.root_dir).join("containerd/daemon");
                 let root = if managed.is_dir() { managed } else { self.config.containerd_root.clone() };
-                vec![
+                let mut dirs = vec![
                     root.join(format!("io.containerd.snapshotter.v1.{}", info.storage_driver)),
                     root.join("io.containerd.content.v1.content"),
-                ]
+                ];
+                // containerd makes each store's directory on first use: under
+                // a root that exists, a missing one holds nothing yet. With
+                // neither, the root itself is measured (and names the disk).
+                if root.is_dir() {
+                    dirs.retain(|d| d.is_dir());
+                    if dirs.is_empty() {
+                        dirs.push(root);
+                    }
+                }
+                dirs
             }
         };
         self.fs_usage.usage(&dirs).await.map_err(|e| {
