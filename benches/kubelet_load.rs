@@ -19,7 +19,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -127,8 +127,10 @@ async fn run_phase(
         let (rt, images, latencies) = (endpoint.rt.clone(), endpoint.images.clone(), latencies.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
-            // A tick that would come after the deadline ends the phase on time.
-            while tokio::time::timeout_at(deadline.into(), tick.tick()).await.is_ok() {
+            // A slow call delays the next one, as kubelet's loops do, rather
+            // than bursting to catch up.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while next_tick(&mut tick, deadline).await {
                 periodic_call(call, &rt, &images, &latencies).await;
             }
         })
@@ -150,7 +152,8 @@ async fn run_phase(
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(offset).await;
                 let mut tick = tokio::time::interval(Duration::from_secs(10));
-                while tokio::time::timeout_at(deadline.into(), tick.tick()).await.is_ok() {
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                while next_tick(&mut tick, deadline).await {
                     let request =
                         api::ExecSyncRequest { container_id: id.clone(), cmd: vec!["true".into()], timeout: 1 };
                     timed(&latencies, "ExecSync", rt.clone().exec_sync(request)).await;
@@ -169,6 +172,12 @@ async fn run_phase(
         rss_mib: rss_kib(endpoint.pid) as f64 / 1024.0,
         latencies,
     }
+}
+
+/// Waits for the next tick; `false` once the phase's deadline has passed,
+/// also when a call outlasted its period and the tick is already due.
+async fn next_tick(tick: &mut tokio::time::Interval, deadline: Instant) -> bool {
+    Instant::now() < deadline && tokio::time::timeout_at(deadline.into(), tick.tick()).await.is_ok()
 }
 
 /// One of kubelet's periodic calls; a relist asks for the status of what
@@ -249,12 +258,23 @@ async fn timed<T>(
     call: &'static str,
     request: impl std::future::Future<Output = Result<T, tonic::Status>>,
 ) -> Option<T> {
+    // A call the endpoint does not offer is said once and not timed.
+    static UNOFFERED: Mutex<BTreeSet<&str>> = Mutex::new(BTreeSet::new());
     let start = Instant::now();
     let result = request.await;
-    latencies.lock().expect("latencies").entry(call).or_default().push(start.elapsed());
     match result {
-        Ok(value) => Some(value),
+        Ok(value) => {
+            latencies.lock().expect("latencies").entry(call).or_default().push(start.elapsed());
+            Some(value)
+        }
+        Err(e) if e.code() == tonic::Code::Unimplemented => {
+            if UNOFFERED.lock().expect("unoffered").insert(call) {
+                eprintln!("{call}: not offered by this endpoint ({})", e.message());
+            }
+            None
+        }
         Err(e) => {
+            latencies.lock().expect("latencies").entry(call).or_default().push(start.elapsed());
             eprintln!("{call}: {e}");
             None
         }
