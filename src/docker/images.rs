@@ -151,7 +151,13 @@ impl Docker {
     async fn image_summaries(&self, manifests: bool) -> Result<Vec<ImageSummary>, DockerError> {
         let client = self.client().await?;
         let options = ListImagesOptionsBuilder::default().all(false).manifests(manifests).build();
-        let transient = |e: &DockerError| matches!(e, DockerError::NotFound(_) | DockerError::Unreadable(_));
+        // containerd's metadata store also reports a change under the read
+        // as "data changed during operation, retry".
+        let transient = |e: &DockerError| match e {
+            DockerError::NotFound(_) | DockerError::Unreadable(_) => true,
+            DockerError::Server(message) => message.contains("data changed during operation"),
+            _ => false,
+        };
         self.reread(transient, || timed("image_list", client.list_images(Some(options.clone())))).await
     }
 
