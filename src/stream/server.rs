@@ -108,8 +108,10 @@ impl Server {
         };
         let offered = header_str(headers, header::SEC_WEBSOCKET_PROTOCOL);
         let port_forward = matches!(request, StreamRequest::PortForward { .. });
-        if port_forward && tunnel::offered(&offered) {
-            return self.spdy_tunnel(key.as_bytes(), upgraded, request);
+        if let StreamRequest::PortForward { pid, ports, .. } = &request
+            && tunnel::offered(&offered)
+        {
+            return spdy_tunnel(key.as_bytes(), upgraded, *pid, ports.clone());
         }
         let Some(protocol) = websocket::negotiate(&offered, port_forward) else {
             return plain(StatusCode::BAD_REQUEST, "no supported channel protocol offered");
@@ -125,39 +127,13 @@ impl Server {
         };
         let docker = self.docker.clone();
         tokio::spawn(async move {
-            let upgraded = match upgraded.await {
-                Ok(upgraded) => upgraded,
-                Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
-            };
-            let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            let Some(ws) = websocket_of(upgraded).await else { return };
             match request {
                 StreamRequest::PortForward { pid, .. } => websocket::serve_port_forward(ws, protocol, pid, ports).await,
                 other => websocket::serve_remote_command(ws, protocol, other, docker).await,
             }
         });
         websocket_accepted(key.as_bytes(), (!offered.is_empty()).then_some(protocol.name))
-    }
-
-    /// A port forward whose SPDY session travels inside the WebSocket. As
-    /// on plain SPDY, each stream names its port, checked against the grant.
-    fn spdy_tunnel(
-        self: &Arc<Self>,
-        key: &[u8],
-        upgraded: hyper::upgrade::OnUpgrade,
-        request: StreamRequest,
-    ) -> Response<Body> {
-        let StreamRequest::PortForward { pid, ports, .. } = request else {
-            return plain(StatusCode::BAD_REQUEST, "only port forwarding is tunnelled");
-        };
-        tokio::spawn(async move {
-            let upgraded = match upgraded.await {
-                Ok(upgraded) => upgraded,
-                Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
-            };
-            let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-            spdy_transport::serve_port_forward(tunnel::bytes_over(ws), pid, ports).await;
-        });
-        websocket_accepted(key, Some(tunnel::PORT_FORWARD_TUNNEL))
     }
 }
 
@@ -197,6 +173,28 @@ impl Server {
             .header(PROTOCOL_VERSION, protocol)
             .body(Body::default())
             .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "bad response"))
+    }
+}
+
+/// A port forward whose SPDY session travels inside the WebSocket. As on
+/// plain SPDY, each stream names its port, checked against the grant.
+fn spdy_tunnel(key: &[u8], upgraded: hyper::upgrade::OnUpgrade, pid: i64, granted: Vec<u16>) -> Response<Body> {
+    tokio::spawn(async move {
+        let Some(ws) = websocket_of(upgraded).await else { return };
+        spdy_transport::serve_port_forward(tunnel::bytes_over(ws), pid, granted).await;
+    });
+    websocket_accepted(key, Some(tunnel::PORT_FORWARD_TUNNEL))
+}
+
+/// The server side of the WebSocket once the 101 has gone out; `None` if
+/// the client left during the upgrade.
+async fn websocket_of(upgraded: hyper::upgrade::OnUpgrade) -> Option<websocket::Socket> {
+    match upgraded.await {
+        Ok(upgraded) => Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await),
+        Err(e) => {
+            tracing::debug!(error = %e, "websocket upgrade failed");
+            None
+        }
     }
 }
 
