@@ -193,9 +193,10 @@ impl ContainerService {
             return Ok(());
         }
         let Err(e) = live::apply_unified(started.state.pid, &unified) else { return Ok(()) };
-        if !self.get(&details.id).await?.state.running {
-            return Ok(()); // It exited while they were written.
-        }
+        let e = match self.not_running_or(&details.id, e).await {
+            ContainerError::NotRunning(_) => return Ok(()), // It exited while they were written.
+            e => e,
+        };
         if let Err(kill) = self.docker.stop_container(&details.id, 0).await {
             tracing::warn!(container = %details.id, error = %kill, "cannot stop a container whose cgroup settings failed");
         }
