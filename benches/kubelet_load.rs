@@ -11,6 +11,9 @@
 //! - in the second phase, an ExecSync liveness probe per pod every 10 s,
 //!   each pod its own prober, as kubelet's probe workers are.
 //!
+//! After the phases, a status sweep asks PodSandboxStatus and ContainerStatus
+//! of every pod once, as kubelet does for pods whose state changed.
+//!
 //! Each phase runs PINSHIM_BENCH_SECONDS (default 60). Reported: CPU
 //! seconds per minute of the runtime and of dockerd (from /proc/<pid>/stat,
 //! both found through their sockets' peer credentials), RSS, p50/p99 of
@@ -57,9 +60,10 @@ async fn main() {
         .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
     let dockerd = socket_pid(&docker_socket).await;
-    // Docker's bridge, as cri-dockerd runs with `--network-plugin=`.
-    let shim =
-        Shim::start_with(ShimOptions { args: vec!["--network-plugin".into(), "docker".into()], env: Vec::new() }).await;
+    // Docker's bridge, as cri-dockerd runs with `--network-plugin=`, and
+    // the default log level a node runs with: debug logging costs CPU.
+    let args = ["--network-plugin", "docker", "--log-level", "info"].map(String::from).to_vec();
+    let shim = Shim::start_with(ShimOptions { args, env: Vec::new() }).await;
     let mut endpoints = vec![Endpoint {
         name: "pinshim",
         rt: shim.runtime.clone(),
@@ -84,6 +88,7 @@ async fn main() {
 
     let mut results: Vec<(&str, &str, Phase)> = Vec::new();
     let mut lags = Vec::new();
+    let mut sweeps = Vec::new();
     for endpoint in &endpoints {
         pods::pull(&endpoint.images, &image.reference).await;
         let started = Instant::now();
@@ -100,6 +105,7 @@ async fn main() {
             let phase = run_phase(endpoint, dockerd, &containers, probes, evented, seconds).await;
             results.push((endpoint.name, if probes { "with probes" } else { "no probes" }, phase));
         }
+        sweeps.push((endpoint.name, status_sweep(endpoint, &made).await));
         lags.push((endpoint.name, exit_event_lag(endpoint, &made[0].0, &image).await));
         for (pod, _) in &made {
             pods::stop_pod(&endpoint.rt, &pod.id).await;
@@ -107,7 +113,7 @@ async fn main() {
         }
     }
     pods::remove_image(&shim.images, &image.id).await;
-    report(&results, &lags);
+    report(&results, &sweeps, &lags);
 }
 
 async fn run_phase(
@@ -227,6 +233,18 @@ async fn follow_events(rt: Rt, latencies: Latencies, deadline: Instant) {
     }
 }
 
+/// The status of every pod and its container, one call at a time.
+async fn status_sweep(endpoint: &Endpoint, made: &[(pods::Pod, String)]) -> BTreeMap<&'static str, Vec<Duration>> {
+    let latencies: Latencies = Arc::default();
+    for (pod, container) in made {
+        let request = api::PodSandboxStatusRequest { pod_sandbox_id: pod.id.clone(), verbose: false };
+        timed(&latencies, "PodSandboxStatus", endpoint.rt.clone().pod_sandbox_status(request)).await;
+        let request = api::ContainerStatusRequest { container_id: container.clone(), verbose: false };
+        timed(&latencies, "ContainerStatus", endpoint.rt.clone().container_status(request)).await;
+    }
+    std::mem::take(&mut *latencies.lock().expect("latencies"))
+}
+
 /// Starts containers that exit after a second and measures, from Docker's
 /// own finish time, when their exit reaches a GetContainerEvents stream.
 async fn exit_event_lag(endpoint: &Endpoint, pod: &pods::Pod, image: &pods::TestImage) -> Vec<Duration> {
@@ -281,7 +299,9 @@ async fn timed<T>(
     }
 }
 
-fn report(results: &[(&str, &str, Phase)], lags: &[(&str, Vec<Duration>)]) {
+type Sweep<'a> = (&'a str, BTreeMap<&'static str, Vec<Duration>>);
+
+fn report(results: &[(&str, &str, Phase)], sweeps: &[Sweep], lags: &[(&str, Vec<Duration>)]) {
     println!("  {:<10} {:<12} {:>12} {:>12} {:>9}", "endpoint", "phase", "runtime CPU", "dockerd CPU", "RSS");
     for (endpoint, phase, p) in results {
         println!(
@@ -304,7 +324,23 @@ fn report(results: &[(&str, &str, Phase)], lags: &[(&str, Vec<Duration>)]) {
             })
             .filter(|c| !c.is_empty())
             .collect();
-        println!("    {call:<20} {}", cells.join(" | "));
+        let p50_of = |endpoint: &str| {
+            results
+                .iter()
+                .find(|(e, phase, p)| *e == endpoint && *phase == "no probes" && p.latencies.contains_key(call))
+                .map(|(_, _, p)| percentiles(&p.latencies[call]).0)
+        };
+        let ratio = match (p50_of("pinshim"), p50_of("peer")) {
+            (Some(ours), Some(peer)) => format!(" | p50 pinshim/peer {:.2}", ours.as_secs_f64() / peer.as_secs_f64()),
+            _ => String::new(),
+        };
+        println!("    {call:<20} {}{ratio}", cells.join(" | "));
+    }
+    for (endpoint, sweep) in sweeps {
+        for (call, times) in sweep {
+            let (p50, p99) = percentiles(times);
+            println!("  {endpoint}: status sweep, {call} ×{}: p50 {} p99 {}", times.len(), ms(p50), ms(p99));
+        }
     }
     for (endpoint, lag) in lags {
         let (p50, p99) = percentiles(lag);

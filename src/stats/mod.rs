@@ -4,6 +4,7 @@
 mod layers;
 mod metrics;
 pub mod netdev;
+mod readings;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,13 +12,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::StreamExt;
 
 use crate::api;
+use crate::cgroup::CgroupStats;
 use crate::cgroup::pressure::{Pressure, Stall};
-use crate::cgroup::{CgroupLocation, CgroupStats};
 use crate::container::{ContainerError, ContainerService};
 use crate::docker::{ContainerDetails, Docker};
 use crate::labels;
 use crate::sandbox::{Sandbox, SandboxError, SandboxService};
 use crate::time::now_nanos;
+use readings::Readings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {
@@ -31,14 +33,14 @@ pub enum StatsError {
 
 /// Docker inspections in flight at once for a stats listing.
 const INSPECT_CONCURRENCY: usize = 16;
-/// cgroup readings in flight at once (each is a blocking file read).
-const READ_CONCURRENCY: usize = 8;
 
-/// One CPU reading, to turn cumulative usage into a rate.
+/// One CPU reading, to turn cumulative usage into a rate, and the rate it
+/// gave (a reading served twice gives the same rate twice).
 #[derive(Clone, Copy)]
 struct CpuSample {
     at: i64,
     usage_ns: u64,
+    rate: Option<u64>,
 }
 
 pub struct StatsService {
@@ -47,11 +49,19 @@ pub struct StatsService {
     sandboxes: Arc<SandboxService>,
     last_cpu: Mutex<HashMap<String, CpuSample>>,
     layers: layers::LayerMeter,
+    readings: Readings,
 }
 
 impl StatsService {
     pub fn new(docker: Docker, containers: Arc<ContainerService>, sandboxes: Arc<SandboxService>) -> Self {
-        StatsService { docker, containers, sandboxes, last_cpu: Mutex::default(), layers: Default::default() }
+        StatsService {
+            docker,
+            containers,
+            sandboxes,
+            last_cpu: Mutex::default(),
+            layers: Default::default(),
+            readings: Readings::default(),
+        }
     }
 
     pub async fn container(&self, id: &str) -> Result<api::ContainerStats, StatsError> {
@@ -62,7 +72,8 @@ impl StatsService {
         let details = details
             .filter(|d| labels::get(&d.labels, labels::KIND) == labels::KIND_CONTAINER)
             .ok_or_else(|| ContainerError::NotFound(id.to_string()))?;
-        Ok(self.container_stats(&details).await.0)
+        let mut stats = self.read_all(vec![Arc::new(details)]).await;
+        Ok(stats.pop().map(|(stats, _)| stats).unwrap_or_default())
     }
 
     /// Stats of the running containers that match `filter`.
@@ -95,9 +106,10 @@ impl StatsService {
             None => self.inspect_and_read(filter).await?,
         };
         if complete {
-            // The complete set of running containers: forget the others' layers.
-            self.layers
-                .retain(&stats.iter().filter_map(|(s, _)| s.attributes.as_ref()).map(|a| a.id.clone()).collect());
+            // The complete set of running containers: forget the others' layers and readings.
+            let live = stats.iter().filter_map(|(s, _)| s.attributes.as_ref()).map(|a| a.id.clone()).collect();
+            self.layers.retain(&live);
+            self.readings.retain(&live);
         }
         Ok(stats)
     }
@@ -107,11 +119,11 @@ impl StatsService {
         &self,
         containers: Vec<Arc<ContainerDetails>>,
     ) -> Vec<(api::ContainerStats, Option<CgroupStats>)> {
-        futures::stream::iter(containers)
-            .map(|details| async move { self.container_stats(&details).await })
-            .buffered(READ_CONCURRENCY)
-            .collect()
-            .await
+        // A stopped container has no cgroup to read: PID 0 reads as nothing.
+        let targets: Vec<(&str, i64)> =
+            containers.iter().map(|d| (d.id.as_str(), if d.state.running { d.state.pid } else { 0 })).collect();
+        let readings = self.readings.of(&targets).await;
+        containers.iter().zip(readings).map(|(details, reading)| self.container_stats(details, reading)).collect()
     }
 
     /// Without the index: list, then inspect each container for its PID.
@@ -121,22 +133,17 @@ impl StatsService {
     ) -> Result<Vec<(api::ContainerStats, Option<CgroupStats>)>, StatsError> {
         let listed = self.containers.list(Some(filter)).await?;
         // Inspections are independent: run a few at once.
-        let read = futures::stream::iter(listed)
-            .map(|container| async move {
-                let details = self.docker.inspect_container(&container.id).await?;
-                Ok::<_, StatsError>(match details {
-                    Some(details) => Some(self.container_stats(&details).await),
-                    None => None,
-                })
-            })
+        let inspected = futures::stream::iter(listed)
+            .map(|container| async move { self.docker.inspect_container(&container.id).await })
             .buffered(INSPECT_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
-        let mut stats = Vec::with_capacity(read.len());
-        for item in read {
-            stats.extend(item?);
+        let mut details = Vec::with_capacity(inspected.len());
+        for item in inspected {
+            // Gone since the listing: not listed.
+            details.extend(item?.map(Arc::new));
         }
-        Ok(stats)
+        Ok(self.read_all(details).await)
     }
 
     /// ListMetricDescriptors.
@@ -153,7 +160,8 @@ impl StatsService {
         let (sandbox, details) = self.sandboxes.get(id).await?;
         let filter = api::ContainerStatsFilter { pod_sandbox_id: sandbox.id.clone(), ..Default::default() };
         let collected = self.collect(Some(&filter)).await?;
-        Ok(self.pod_stats(sandbox, &details, collected).await)
+        let infra = readings::in_batches(vec![details.state.pid], infra_reading).await.pop().unwrap_or_default();
+        Ok(self.pod_stats(sandbox, infra, collected))
     }
 
     pub async fn pods(
@@ -175,28 +183,26 @@ impl StatsService {
         }
     }
 
-    /// Every pod's stats from the index: no Docker call at all, and the
-    /// pods are read a few at a time.
+    /// Every pod's stats from the index: no Docker call at all, and every
+    /// cgroup read in a few batches.
     async fn indexed_pods(
         &self,
         pods: Vec<(Sandbox, Arc<ContainerDetails>)>,
         containers: Vec<Arc<ContainerDetails>>,
     ) -> Vec<api::PodSandboxStats> {
-        let mut members: HashMap<String, Vec<Arc<ContainerDetails>>> = HashMap::new();
-        for c in containers {
-            members.entry(labels::get(&c.labels, labels::SANDBOX_ID)).or_default().push(c);
+        let sandbox_ids: Vec<String> = containers.iter().map(|c| labels::get(&c.labels, labels::SANDBOX_ID)).collect();
+        let mut members: HashMap<String, Vec<_>> = HashMap::new();
+        for (sandbox_id, collected) in sandbox_ids.into_iter().zip(self.read_all(containers).await) {
+            members.entry(sandbox_id).or_default().push(collected);
         }
-        futures::stream::iter(pods)
-            .map(|(sandbox, details)| {
+        let infra = readings::in_batches(pods.iter().map(|(_, d)| d.state.pid).collect(), infra_reading).await;
+        pods.into_iter()
+            .zip(infra)
+            .map(|((sandbox, _), infra)| {
                 let mine = members.remove(&sandbox.id).unwrap_or_default();
-                async move {
-                    let collected = self.read_all(mine).await;
-                    self.pod_stats(sandbox, &details, collected).await
-                }
+                self.pod_stats(sandbox, infra, mine)
             })
-            .buffered(READ_CONCURRENCY)
             .collect()
-            .await
     }
 
     async fn listed_pods(&self, filter: &api::PodSandboxFilter) -> Result<Vec<api::PodSandboxStats>, StatsError> {
@@ -213,22 +219,22 @@ impl StatsService {
     }
 
     /// The pod's totals: its infra container plus its containers' usage.
-    async fn pod_stats(
+    fn pod_stats(
         &self,
         sandbox: Sandbox,
-        details: &ContainerDetails,
+        infra: InfraReading,
         collected: Vec<(api::ContainerStats, Option<CgroupStats>)>,
     ) -> api::PodSandboxStats {
         let now = now_nanos();
         // The infra container's stalls are not the pod's, and stalls do not add up.
-        let mut total = read_cgroup(details.state.pid, CgroupLocation::read_usage).await.unwrap_or_default();
+        let mut total = infra.usage.unwrap_or_default();
         for (_, cgroup) in &collected {
             if let Some(cgroup) = cgroup {
                 add(&mut total, cgroup);
             }
         }
         let containers = collected.into_iter().map(|(stats, _)| stats).collect();
-        let interfaces = netdev_of(details.state.pid).await;
+        let interfaces = infra.interfaces.into_iter().map(interface_usage).collect::<Vec<_>>();
         let network = api::NetworkUsage {
             timestamp: now,
             default_interface: interfaces.iter().find(|i| i.name == "eth0").or(interfaces.first()).cloned(),
@@ -253,8 +259,12 @@ impl StatsService {
         }
     }
 
-    async fn container_stats(&self, d: &ContainerDetails) -> (api::ContainerStats, Option<CgroupStats>) {
-        let now = now_nanos();
+    fn container_stats(
+        &self,
+        d: &ContainerDetails,
+        reading: readings::Reading,
+    ) -> (api::ContainerStats, Option<CgroupStats>) {
+        let now = reading.at;
         let attributes = api::ContainerAttributes {
             id: d.id.clone(),
             metadata: Some(api::ContainerMetadata {
@@ -264,8 +274,7 @@ impl StatsService {
             labels: labels::decode_map(&d.labels, labels::LABELS),
             annotations: labels::decode_map(&d.labels, labels::ANNOTATIONS),
         };
-        let cgroup = if d.state.running { read_cgroup(d.state.pid, CgroupLocation::read).await } else { None };
-        let Some(cgroup) = cgroup else {
+        let Some(cgroup) = reading.stats else {
             return (api::ContainerStats { attributes: Some(attributes), ..Default::default() }, None);
         };
         let layer_dir = match d.upper_dir.is_empty() {
@@ -293,13 +302,15 @@ impl StatsService {
         let usage = cgroup.cpu_usage_ns;
         let mut last = self.last_cpu.lock().unwrap_or_else(PoisonError::into_inner);
         let rate = match (usage, last.get(key)) {
+            // The same reading again: the rate it gave before.
+            (Some(usage), Some(prev)) if now == prev.at && usage == prev.usage_ns => prev.rate,
             (Some(usage), Some(prev)) if now > prev.at && usage >= prev.usage_ns => {
                 Some(((usage - prev.usage_ns) as u128 * 1_000_000_000 / (now - prev.at) as u128) as u64)
             }
             _ => None,
         };
         if let Some(usage_ns) = usage {
-            last.insert(key.to_string(), CpuSample { at: now, usage_ns });
+            last.insert(key.to_string(), CpuSample { at: now, usage_ns, rate });
         }
         api::CpuUsage {
             timestamp: now,
@@ -356,28 +367,27 @@ fn value(v: u64) -> api::UInt64Value {
     api::UInt64Value { value: v }
 }
 
-async fn read_cgroup(pid: i64, read: fn(&CgroupLocation) -> std::io::Result<CgroupStats>) -> Option<CgroupStats> {
-    if pid <= 0 {
-        return None;
-    }
-    tokio::task::spawn_blocking(move || CgroupLocation::of_pid(pid).and_then(|l| read(&l))).await.ok()?.ok()
+/// What a pod's infra process tells of the pod: its cgroup's usage and the
+/// pod network's counters.
+#[derive(Default)]
+struct InfraReading {
+    usage: Option<CgroupStats>,
+    interfaces: Vec<netdev::InterfaceStats>,
 }
 
-async fn netdev_of(pid: i64) -> Vec<api::NetworkInterfaceUsage> {
+fn infra_reading(pid: i64) -> InfraReading {
     if pid <= 0 {
-        return Vec::new();
+        return InfraReading::default();
     }
-    let read = tokio::task::spawn_blocking(move || netdev::read(pid)).await;
-    read.ok()
-        .and_then(Result::ok)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| api::NetworkInterfaceUsage {
-            name: i.name,
-            rx_bytes: Some(value(i.rx_bytes)),
-            rx_errors: Some(value(i.rx_errors)),
-            tx_bytes: Some(value(i.tx_bytes)),
-            tx_errors: Some(value(i.tx_errors)),
-        })
-        .collect()
+    InfraReading { usage: readings::read_usage(pid), interfaces: netdev::read(pid).unwrap_or_default() }
+}
+
+fn interface_usage(i: netdev::InterfaceStats) -> api::NetworkInterfaceUsage {
+    api::NetworkInterfaceUsage {
+        name: i.name,
+        rx_bytes: Some(value(i.rx_bytes)),
+        rx_errors: Some(value(i.rx_errors)),
+        tx_bytes: Some(value(i.tx_bytes)),
+        tx_errors: Some(value(i.tx_errors)),
+    }
 }
