@@ -27,7 +27,7 @@ use crate::docker::{ContainerDetails, Docker, DockerError, StdioFlags, ignore_mi
 use crate::host::HostLimits;
 use crate::host_mounts::{self, HostMounts};
 use crate::image::ImageService;
-use crate::index::ContainerIndex;
+use crate::index::{ContainerIndex, Derived};
 use crate::labels;
 use crate::sandbox::SandboxService;
 use crate::time::now_nanos;
@@ -49,6 +49,8 @@ pub struct ContainerService {
     host_mounts: HostMounts,
     /// Serves ListContainers; told of every change made here.
     index: Arc<ContainerIndex>,
+    /// Each indexed container's listing entry, made once per reading.
+    listed: Derived<api::Container>,
 }
 
 impl ContainerService {
@@ -63,7 +65,8 @@ impl ContainerService {
         let logs = LogManager::new(docker.clone(), state_dir.join("log-positions"));
         let root_dir = state_dir.display().to_string();
         let host_mounts = HostMounts::new(&state_dir);
-        ContainerService { docker, images, sandboxes, logs, limits, root_dir, host_mounts, index }
+        let listed = Derived::default();
+        ContainerService { docker, images, sandboxes, logs, limits, root_dir, host_mounts, index, listed }
     }
 
     /// Creates a container in a pod, recording which image it was created
@@ -271,11 +274,12 @@ impl ContainerService {
     /// Served from the index when it is in step with Docker.
     pub async fn list(&self, filter: Option<&api::ContainerFilter>) -> Result<Vec<api::Container>, ContainerError> {
         let mut containers: Vec<api::Container> = match self.index.snapshot(labels::KIND_CONTAINER) {
-            Some(all) => all
-                .iter()
-                .filter(|d| filter.is_none_or(|f| status::details_match(d, f)))
-                .map(|d| status::container_of(d))
-                .collect(),
+            Some(all) => {
+                let matching = all.iter().map(|d| filter.is_none_or(|f| status::details_match(d, f)));
+                let keep: Vec<bool> = matching.collect();
+                let listed = self.listed.all(&all, status::container_of);
+                listed.into_iter().zip(keep).filter_map(|(c, keep)| keep.then_some(c)).collect()
+            }
             None => self
                 .docker
                 .list_containers(&[&labels::kind_filter(labels::KIND_CONTAINER)])

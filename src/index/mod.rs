@@ -7,6 +7,7 @@
 //! with Docker (dockerd down, stream broken) `snapshot` answers `None` and
 //! callers ask Docker directly, so a list is never served from a stale view.
 
+mod derived;
 mod state;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::docker::{ContainerAction, ContainerDetails, ContainerEvent, Docker, DockerError};
 use crate::labels;
+pub use derived::Derived;
 use state::State;
 
 /// Inspections in flight at once during a rebuild or a burst of events.

@@ -21,7 +21,7 @@ use crate::docker::{ContainerDetails, ContainerSummary, Docker, DockerError, ign
 use crate::fault::{self, CrashHook};
 use crate::host::HostLimits;
 use crate::image::ImageService;
-use crate::index::{ContainerIndex, Ticket};
+use crate::index::{ContainerIndex, Derived, Ticket};
 use crate::labels;
 use crate::network::{Cni, NetnsPins, SandboxLocks};
 use crate::time::now_nanos;
@@ -65,6 +65,8 @@ pub struct SandboxService {
     /// The pause image's ID once found, so a pod start need not ask Docker;
     /// forgotten when Docker no longer has it.
     infra_image_id: std::sync::Mutex<Option<String>>,
+    /// Each indexed sandbox as read back from its labels, once per reading.
+    read_back: Derived<Sandbox>,
 }
 
 /// A sandbox as stored in Docker, read back from its labels.
@@ -107,6 +109,7 @@ impl SandboxService {
             runs: SandboxLocks::default(),
             resizes: Resizes::default(),
             infra_image_id: Default::default(),
+            read_back: Derived::default(),
         }
     }
 
@@ -467,7 +470,7 @@ impl SandboxService {
     /// Served from the index when it is in step with Docker.
     pub async fn list(&self, filter: Option<&api::PodSandboxFilter>) -> Result<Vec<api::PodSandbox>, SandboxError> {
         let mut found: Vec<Sandbox> = match self.index.snapshot(labels::KIND_SANDBOX) {
-            Some(all) => all.iter().map(|d| from_details(d)).collect(),
+            Some(all) => self.read_back.all(&all, from_details),
             None => self
                 .docker
                 .list_containers(&[&labels::kind_filter(labels::KIND_SANDBOX)])
@@ -503,8 +506,8 @@ impl SandboxService {
     /// `None` while the index is not in step with Docker.
     pub fn indexed(&self, filter: &api::PodSandboxFilter) -> Option<Vec<(Sandbox, Arc<ContainerDetails>)>> {
         let all = self.index.snapshot(labels::KIND_SANDBOX)?;
-        let matching = all.into_iter().filter_map(|d| {
-            let mut sandbox = from_details(&d);
+        let read_back = self.read_back.all(&all, from_details);
+        let matching = read_back.into_iter().zip(all).filter_map(|(mut sandbox, d)| {
             sandbox.ready = self.ready_now(&sandbox);
             matches(&sandbox, filter).then_some((sandbox, d))
         });
