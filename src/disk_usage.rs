@@ -124,10 +124,7 @@ fn walk_store(root: &Path, finished: &mut HashMap<PathBuf, Finished>) -> std::io
     let (mut bytes, mut inodes) = (0u64, 0u64);
     let mut present = HashSet::new();
     for entry in std::fs::read_dir(root)?.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.dev() != dev || (meta.nlink() > 1 && !seen.insert(meta.ino())) {
-            continue;
-        }
+        let Some(meta) = counted(&entry, dev, &mut seen) else { continue };
         bytes += meta.blocks() * 512;
         inodes += 1;
         if !meta.is_dir() {
@@ -164,14 +161,7 @@ fn walk_below(root: &Path, dev: u64, seen: &mut HashSet<u64>) -> (u64, u64) {
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
-            // Files vanish while Docker works; skip what is gone.
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.dev() != dev {
-                continue;
-            }
-            if meta.nlink() > 1 && !seen.insert(meta.ino()) {
-                continue;
-            }
+            let Some(meta) = counted(&entry, dev, &mut *seen) else { continue };
             bytes += meta.blocks() * 512;
             inodes += 1;
             if meta.is_dir() {
@@ -180,6 +170,13 @@ fn walk_below(root: &Path, dev: u64, seen: &mut HashSet<u64>) -> (u64, u64) {
         }
     }
     (bytes, inodes)
+}
+
+/// The metadata of an entry that counts: on device `dev`, not gone (files
+/// vanish while Docker works), and not an inode with several links seen before.
+fn counted(entry: &std::fs::DirEntry, dev: u64, seen: &mut HashSet<u64>) -> Option<std::fs::Metadata> {
+    let meta = entry.metadata().ok().filter(|m| m.dev() == dev)?;
+    (meta.nlink() <= 1 || seen.insert(meta.ino())).then_some(meta)
 }
 
 #[cfg(test)]

@@ -274,12 +274,14 @@ impl ContainerService {
     /// Served from the index when it is in step with Docker.
     pub async fn list(&self, filter: Option<&api::ContainerFilter>) -> Result<Vec<api::Container>, ContainerError> {
         let mut containers: Vec<api::Container> = match self.index.snapshot(labels::KIND_CONTAINER) {
-            Some(all) => {
-                let matching = all.iter().map(|d| filter.is_none_or(|f| status::details_match(d, f)));
-                let keep: Vec<bool> = matching.collect();
-                let listed = self.listed.all(&all, status::container_of);
-                listed.into_iter().zip(keep).filter_map(|(c, keep)| keep.then_some(c)).collect()
-            }
+            Some(all) => self
+                .listed
+                .all(&all, status::container_of)
+                .into_iter()
+                .zip(all.iter())
+                .filter(|(_, d)| filter.is_none_or(|f| status::details_match(d, f)))
+                .map(|(container, _)| container)
+                .collect(),
             None => self
                 .docker
                 .list_containers(&[&labels::kind_filter(labels::KIND_CONTAINER)])

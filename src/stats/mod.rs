@@ -6,7 +6,7 @@ mod metrics;
 pub mod netdev;
 mod readings;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
@@ -106,10 +106,9 @@ impl StatsService {
             None => self.inspect_and_read(filter).await?,
         };
         if complete {
-            // The complete set of running containers: forget the others' layers and readings.
-            let live = stats.iter().filter_map(|(s, _)| s.attributes.as_ref()).map(|a| a.id.clone()).collect();
-            self.layers.retain(&live);
-            self.readings.retain(&live);
+            // The complete set of running containers: forget the others' layers.
+            self.layers
+                .retain(&stats.iter().filter_map(|(s, _)| s.attributes.as_ref()).map(|a| a.id.clone()).collect());
         }
         Ok(stats)
     }
@@ -190,7 +189,13 @@ impl StatsService {
         pods: Vec<(Sandbox, Arc<ContainerDetails>)>,
         containers: Vec<Arc<ContainerDetails>>,
     ) -> Vec<api::PodSandboxStats> {
-        let sandbox_ids: Vec<String> = containers.iter().map(|c| labels::get(&c.labels, labels::SANDBOX_ID)).collect();
+        // Only the selected pods' containers are read.
+        let selected: HashSet<&str> = pods.iter().map(|(sandbox, _)| sandbox.id.as_str()).collect();
+        let (sandbox_ids, containers): (Vec<String>, Vec<_>) = containers
+            .into_iter()
+            .map(|c| (labels::get(&c.labels, labels::SANDBOX_ID), c))
+            .filter(|(sandbox_id, _)| selected.contains(sandbox_id.as_str()))
+            .unzip();
         let mut members: HashMap<String, Vec<_>> = HashMap::new();
         for (sandbox_id, collected) in sandbox_ids.into_iter().zip(self.read_all(containers).await) {
             members.entry(sandbox_id).or_default().push(collected);

@@ -56,6 +56,8 @@ impl Readings {
         let pids = missing.iter().map(|i| targets[*i].1).collect();
         let read = in_batches(pids, |pid| Reading { at: now_nanos(), stats: read_full(pid) }).await;
         let mut recent = self.lock();
+        // What is no longer recent serves no one: the map holds one round.
+        recent.retain(|_, (taken, _, _)| taken.elapsed() < REUSE_WITHIN);
         let taken = Instant::now();
         for (i, reading) in missing.into_iter().zip(read) {
             let (id, pid) = targets[i];
@@ -63,11 +65,6 @@ impl Readings {
             readings[i] = Some(reading);
         }
         readings.into_iter().map(Option::unwrap_or_default).collect()
-    }
-
-    /// Forgets containers that are no longer running.
-    pub fn retain(&self, live: &std::collections::HashSet<String>) {
-        self.lock().retain(|id, _| live.contains(id));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, i64, Reading)>> {
